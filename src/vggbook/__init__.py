@@ -1,0 +1,22 @@
+"""vggbook: the helper package of the executable book "VGG16 from Scratch".
+
+Each public function's docstring names the chapter that explains it.
+"""
+
+from vggbook.architecture import VGG_CONFIGS, block_layers, build_vgg, build_vgg16, layer_table, parse_conv
+from vggbook.features import default_layers, feature_maps
+from vggbook.images import SAMPLES, deprocess, load_image, preprocess, resize_and_crop, sample_image
+from vggbook.interpret import *  # noqa: F403  (its __all__ lists the interpretation tools)
+from vggbook.plotting import (
+    draw_box,
+    overlay_heatmap,
+    plot_architecture,
+    plot_feature_maps,
+    plot_filters,
+    plot_strongest,
+    rank_channels,
+    receptive_field_box,
+)
+from vggbook.weights import WeightsError, describe_weights, imagenet_weights_path, is_pretrained, load_weights_file
+
+__version__ = "0.1.0"

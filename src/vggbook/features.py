@@ -1,0 +1,64 @@
+"""Every layer's output from ONE forward pass (chapter "block1" explains it; all block chapters use it)."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+
+import keras
+import numpy as np
+
+# One extractor model per (model, layer names), kept while the model lives: building a
+# Functional view is cheap, but tracing it again on every call is not.
+_EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def default_layers(model: keras.Model) -> list[str]:
+    """The layers whose outputs the book shows: every post-ReLU conv output and every pool
+    (for the batch-norm variant, the ReLU layers rather than the raw convolutions)."""
+    names = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.MaxPooling2D):
+            names.append(layer.name)
+        elif isinstance(layer, keras.layers.Conv2D) and layer.activation is keras.activations.relu:
+            names.append(layer.name)
+        elif isinstance(layer, keras.layers.Activation) and layer.name.startswith("block"):
+            names.append(layer.name)
+    return names
+
+
+def check_layer_names(model: keras.Model, names: Iterable[str]) -> list[str]:
+    """`names` as a list, or a ValueError naming the unknown ones and listing the valid ones."""
+    names = [names] if isinstance(names, str) else list(names)
+    known = [layer.name for layer in model.layers]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown layer name(s) {unknown} in model {model.name!r}; valid names: {', '.join(known)}")
+    return names
+
+
+def _as_batch(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    expected = tuple(model.input_shape[1:])
+    if x.ndim != 4:
+        raise ValueError(
+            f"expected a preprocessed batch of shape (N, {', '.join(map(str, expected))}), got {x.shape}; "
+            "use vggbook.preprocess(image) to make one"
+        )
+    if any(e is not None and e != s for e, s in zip(expected, x.shape[1:], strict=True)):
+        raise ValueError(f"input of shape {x.shape} does not fit model {model.name!r}, which takes (N, {expected})")
+    return x.astype(np.float32, copy=False)
+
+
+def feature_maps(model: keras.Model, x: np.ndarray, layers: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """{layer name: output as NumPy array} for the requested layers (default: every conv and
+    pool output), computed in ONE forward pass of a Functional view of `model`. Chapter "block1"."""
+    names = default_layers(model) if layers is None else check_layer_names(model, layers)
+    x = _as_batch(model, x)
+    per_model = _EXTRACTORS.setdefault(model, {})
+    key = tuple(names)
+    if key not in per_model:
+        outputs = [model.get_layer(n).output for n in names]
+        per_model[key] = keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    values = per_model[key](x, training=False)
+    return {name: keras.ops.convert_to_numpy(v) for name, v in zip(names, values, strict=True)}

@@ -1,0 +1,172 @@
+"""Figures: feature-map montages (one image per layer), filters, receptive-field boxes,
+heat-map overlays and the architecture drawing. Each function names the chapter that uses it."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Polygon, Rectangle
+from skimage.util import montage
+
+from vggbook.architecture import VGG_CONFIGS, parse_conv
+
+BLOCK_COLOURS = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974")
+
+
+def _channels_last(fmap: np.ndarray) -> np.ndarray:
+    fmap = np.asarray(fmap)
+    if fmap.ndim == 4:
+        if fmap.shape[0] != 1:
+            raise ValueError(f"expected one image's map, got a batch of {fmap.shape[0]}")
+        fmap = fmap[0]
+    if fmap.ndim != 3:
+        raise ValueError(f"expected a feature map (H, W, C) or (1, H, W, C), got shape {fmap.shape}")
+    return fmap
+
+
+def rank_channels(fmap: np.ndarray) -> np.ndarray:
+    """Channel indices from the strongest mean activation to the weakest (block chapters)."""
+    fmap = _channels_last(fmap)
+    return np.argsort(-fmap.mean(axis=(0, 1)), kind="stable")
+
+
+def plot_feature_maps(
+    fmap: np.ndarray,
+    layer: str = "",
+    *,
+    rank: bool = True,
+    max_channels: int | None = None,
+    cmap: str = "viridis",
+    width: float = 9.0,
+) -> Figure:
+    """Every channel of one layer's map as ONE montage image, each channel scaled to its own
+    min–max, optionally ranked by mean activation, with a colour bar and a title giving the
+    layer, shape and number of all-zero channels. Chapter "block1" and every block chapter."""
+    maps = _channels_last(fmap)
+    order = rank_channels(maps) if rank else np.arange(maps.shape[-1])
+    if max_channels is not None:
+        order = order[:max_channels]
+    stack = np.moveaxis(maps[:, :, order], -1, 0).astype(np.float32)
+    dead = int(np.sum(stack.max(axis=(1, 2)) <= 0))
+    # Each channel to [0, 1] on its own; a constant channel stays 0 (rescaling it would divide by 0).
+    low = stack.min(axis=(1, 2), keepdims=True)
+    span = stack.max(axis=(1, 2), keepdims=True) - low
+    stack = np.divide(stack - low, span, out=np.zeros_like(stack), where=span > 0)
+    cols = math.ceil(math.sqrt(len(order)))
+    pad = max(1, maps.shape[0] // 28)
+    grid = montage(stack, fill=np.nan, grid_shape=(math.ceil(len(order) / cols), cols), padding_width=pad)
+    fig, ax = plt.subplots(figsize=(width, width * grid.shape[0] / grid.shape[1] + 0.6), layout="constrained")
+    colormap = matplotlib.colormaps[cmap].with_extremes(bad="white")
+    shown = ax.imshow(grid, cmap=colormap, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    shape = "×".join(map(str, maps.shape))
+    what = f"{len(order)} of {maps.shape[-1]}" if len(order) < maps.shape[-1] else f"all {len(order)}"
+    ranked = ", strongest first" if rank else ""
+    ax.set_title(f"{layer} {shape}: {what} channels{ranked}; {dead} all zero", fontsize=11)
+    fig.colorbar(shown, ax=ax, shrink=0.6, label="activation, scaled per channel")
+    return fig
+
+
+def plot_strongest(image: np.ndarray, fmap: np.ndarray, layer: str = "", k: int = 4, cmap: str = "viridis") -> Figure:
+    """The input photo beside the `k` channels with the highest mean activation, large, each
+    with its own colour bar in activation units (block chapters)."""
+    maps = _channels_last(fmap)
+    top = rank_channels(maps)[:k]
+    fig, axes = plt.subplots(1, k + 1, figsize=(2.6 * (k + 1), 2.9), layout="constrained")
+    axes[0].imshow(image)
+    axes[0].set_title("input")
+    for ax, c in zip(axes[1:], top, strict=True):
+        shown = ax.imshow(maps[:, :, c], cmap=cmap, interpolation="nearest")
+        ax.set_title(f"{layer} ch {c}\nmean {maps[:, :, c].mean():.3g}", fontsize=9)
+        fig.colorbar(shown, ax=ax, shrink=0.7)
+    for ax in axes:
+        ax.set_axis_off()
+    return fig
+
+
+def plot_filters(kernel: np.ndarray, title: str = "first-layer filters") -> Figure:
+    """First-layer kernels (3, 3, 3, N) as N colour patches, all scaled together so their
+    relative strength shows (chapter "block1", chapter "training")."""
+    kernel = np.asarray(kernel)
+    if kernel.ndim != 4 or kernel.shape[2] != 3:
+        raise ValueError(f"expected RGB-input kernels (k, k, 3, N), got shape {kernel.shape}")
+    # VGG's first layer reads BGR (caffe order): flip to RGB so a "red" filter looks red.
+    patches = np.moveaxis(kernel[:, :, ::-1, :], -1, 0)
+    limit = np.abs(patches).max() or 1.0
+    patches = 0.5 + 0.5 * patches / limit
+    cols = math.ceil(math.sqrt(len(patches)))
+    grid = montage(patches, fill=1.0, grid_shape=(math.ceil(len(patches) / cols), cols), padding_width=1, channel_axis=-1)
+    fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_title(f"{title}: {len(patches)} × {kernel.shape[0]}×{kernel.shape[1]}×3 (grey = 0)")
+    ax.set_axis_off()
+    return fig
+
+
+def receptive_field_box(table: pd.DataFrame, layer: str, row: int, col: int, image_size: int) -> tuple[int, int, int, int]:
+    """Input pixels (x0, y0, x1, y1), inclusive and clipped, seen by unit (row, col) of
+    `layer`, from the layer table's receptive field, stride and padding (block chapters)."""
+    rf, stride, pad = (int(table.loc[layer, k]) for k in ("receptive_field", "stride", "padding"))
+    y0, x0 = row * stride - pad, col * stride - pad
+    clip = lambda v: int(min(max(v, 0), image_size - 1))  # noqa: E731
+    return clip(x0), clip(y0), clip(x0 + rf - 1), clip(y0 + rf - 1)
+
+
+def draw_box(ax: plt.Axes, box: tuple[int, int, int, int], label: str = "", colour: str = "yellow") -> None:
+    """Draw an inclusive pixel box on an image axis (block chapters)."""
+    x0, y0, x1, y1 = box
+    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, lw=2, ec=colour))
+    if label:
+        ax.text(x0, y0 - 4, label, color=colour, fontsize=9, va="bottom")
+
+
+def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
+    """RGB uint8 image with a [0, 1] heat map (any size) resized onto it and blended, coloured
+    with a Matplotlib colormap (chapters "classifier", "training", block chapters)."""
+    import cv2
+
+    heat = cv2.resize(np.asarray(heatmap, dtype=np.float32), image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    coloured = matplotlib.colormaps[cmap](np.clip(heat, 0, 1))[..., :3] * 255
+    return np.clip((1 - alpha) * image + alpha * coloured, 0, 255).astype(np.uint8)
+
+
+def plot_architecture(config: str = "D", input_size: int = 224, title: str | None = None) -> Figure:
+    """The network drawn from `VGG_CONFIGS`: each conv/pool output a slab whose height follows
+    its spatial size and whose depth follows its channels, blocks coloured, shapes labelled,
+    then the fully connected head (chapter "architecture")."""
+    fig, ax = plt.subplots(figsize=(14, 4.6), layout="constrained")
+    x, size = 0.0, input_size
+
+    def slab(x: float, h: float, d: float, colour: str, label: str) -> float:
+        skew = 0.35 * d
+        ax.add_patch(Rectangle((x, -h / 2), d, h, fc=colour, ec="black", lw=0.6))
+        ax.add_patch(Polygon([(x, h / 2), (x + d, h / 2), (x + d + skew, h / 2 + skew), (x + skew, h / 2 + skew)], fc=colour, ec="black", lw=0.6, alpha=0.7))
+        ax.add_patch(Polygon([(x + d, -h / 2), (x + d + skew, -h / 2 + skew), (x + d + skew, h / 2 + skew), (x + d, h / 2)], fc=colour, ec="black", lw=0.6, alpha=0.5))
+        ax.text(x + d / 2, -h / 2 - 0.4, label, rotation=90, ha="center", va="top", fontsize=7)
+        return x + d + skew + 0.25
+
+    height = lambda s: 1.2 + 7.0 * s / input_size  # noqa: E731
+    depth = lambda c: 0.25 * math.log2(c / 16)  # noqa: E731
+    x = slab(x, height(size), 0.15, "#dddddd", f"input {size}×{size}×3")
+    for b, block in enumerate(VGG_CONFIGS[config], start=1):
+        colour = BLOCK_COLOURS[b - 1]
+        for c, spec in enumerate(block, start=1):
+            kernel, channels = parse_conv(spec)
+            x = slab(x, height(size), depth(channels), colour, f"conv{kernel} {size}×{size}×{channels}")
+        size //= 2
+        x = slab(x, height(size), depth(channels), "#999999", f"pool {size}×{size}×{channels}")
+        ax.text(x - 1.2, 5.2, f"block {b}", color=colour, fontsize=11, fontweight="bold", ha="center")
+    for label, units in (("fc1", 4096), ("fc2", 4096), ("predictions", 1000)):
+        x = slab(x + 0.3, 0.9 + 3.5 * units / 4096, 0.2, "#e39b4c", f"{label} {units}")
+    ax.set_xlim(-0.5, x + 0.5)
+    ax.set_ylim(-10.5, 6.5)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    name = {"D": "VGG16", "E": "VGG19"}.get(config, f"VGG config {config}")
+    ax.set_title(title or f"{name}: slab height ∝ spatial size, depth ∝ log(channels)")
+    return fig
