@@ -3,6 +3,7 @@
 Each public function's docstring names the chapter that explains it.
 """
 
+from vggbook import interpret
 from vggbook.architecture import VGG_CONFIGS, block_layers, build_vgg, build_vgg16, layer_table, parse_conv
 from vggbook.features import default_layers, feature_maps
 from vggbook.images import SAMPLES, deprocess, load_image, preprocess, resize_and_crop, sample_image
@@ -20,3 +21,33 @@ from vggbook.plotting import (
 from vggbook.weights import WeightsError, describe_weights, imagenet_weights_path, is_pretrained, load_weights_file
 
 __version__ = "0.1.0"
+__all__ = [
+    "VGG_CONFIGS",
+    "SAMPLES",
+    "WeightsError",
+    "block_layers",
+    "build_vgg",
+    "build_vgg16",
+    "default_layers",
+    "deprocess",
+    "describe_weights",
+    "draw_box",
+    "feature_maps",
+    "imagenet_weights_path",
+    "is_pretrained",
+    "layer_table",
+    "load_image",
+    "load_weights_file",
+    "overlay_heatmap",
+    "parse_conv",
+    "plot_architecture",
+    "plot_feature_maps",
+    "plot_filters",
+    "plot_strongest",
+    "preprocess",
+    "rank_channels",
+    "receptive_field_box",
+    "resize_and_crop",
+    "sample_image",
+    *interpret.__all__,
+]

@@ -125,9 +125,18 @@ def build_vgg(
     if include_top:
         units = max(1, round(FC_UNITS * width))
         x = layers.Flatten(name="flatten")(x)
-        x = layers.Dense(units, activation="relu", name="fc1", kernel_initializer=_initializer(kernel_initializer, next(seeds)))(x)
-        x = layers.Dense(units, activation="relu", name="fc2", kernel_initializer=_initializer(kernel_initializer, next(seeds)))(x)
-        x = layers.Dense(classes, activation="softmax", name="predictions", kernel_initializer=_initializer("glorot_uniform", next(seeds)))(x)
+        x = layers.Dense(
+            units, activation="relu", name="fc1", kernel_initializer=_initializer(kernel_initializer, next(seeds))
+        )(x)
+        x = layers.Dense(
+            units, activation="relu", name="fc2", kernel_initializer=_initializer(kernel_initializer, next(seeds))
+        )(x)
+        x = layers.Dense(
+            classes,
+            activation="softmax",
+            name="predictions",
+            kernel_initializer=_initializer("glorot_uniform", next(seeds)),
+        )(x)
 
     name = {"D": "vgg16", "E": "vgg19"}.get(config, f"vgg_{config}") + ("_bn" if batch_norm else "")
     model = keras.Model(inputs, x, name=name)

@@ -12,7 +12,9 @@ from vggbook.features import _as_batch, check_layer_names
 __all__ = ["effective_receptive_field", "effective_rf_size"]
 
 
-def effective_receptive_field(model: keras.Model, x: np.ndarray, layer: str, row: int | None = None, col: int | None = None) -> np.ndarray:
+def effective_receptive_field(
+    model: keras.Model, x: np.ndarray, layer: str, row: int | None = None, col: int | None = None
+) -> np.ndarray:
     """|∂ unit / ∂ input| summed over colour channels, shape (H, W): how much each input pixel
     moves the sum over channels of unit (row, col) of `layer` (default: the centre unit).
     Luo et al. (2016); the block chapters draw it beside the theoretical receptive field."""

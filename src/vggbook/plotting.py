@@ -100,7 +100,9 @@ def plot_filters(kernel: np.ndarray, title: str = "first-layer filters") -> Figu
     limit = np.abs(patches).max() or 1.0
     patches = 0.5 + 0.5 * patches / limit
     cols = math.ceil(math.sqrt(len(patches)))
-    grid = montage(patches, fill=1.0, grid_shape=(math.ceil(len(patches) / cols), cols), padding_width=1, channel_axis=-1)
+    grid = montage(
+        patches, fill=1.0, grid_shape=(math.ceil(len(patches) / cols), cols), padding_width=1, channel_axis=-1
+    )
     fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
     ax.imshow(grid, interpolation="nearest")
     ax.set_title(f"{title}: {len(patches)} × {kernel.shape[0]}×{kernel.shape[1]}×3 (grey = 0)")
@@ -108,7 +110,9 @@ def plot_filters(kernel: np.ndarray, title: str = "first-layer filters") -> Figu
     return fig
 
 
-def receptive_field_box(table: pd.DataFrame, layer: str, row: int, col: int, image_size: int) -> tuple[int, int, int, int]:
+def receptive_field_box(
+    table: pd.DataFrame, layer: str, row: int, col: int, image_size: int
+) -> tuple[int, int, int, int]:
     """Input pixels (x0, y0, x1, y1), inclusive and clipped, seen by unit (row, col) of
     `layer`, from the layer table's receptive field, stride and padding (block chapters)."""
     rf, stride, pad = (int(table.loc[layer, k]) for k in ("receptive_field", "stride", "padding"))
@@ -145,8 +149,24 @@ def plot_architecture(config: str = "D", input_size: int = 224, title: str | Non
     def slab(x: float, h: float, d: float, colour: str, label: str) -> float:
         skew = 0.35 * d
         ax.add_patch(Rectangle((x, -h / 2), d, h, fc=colour, ec="black", lw=0.6))
-        ax.add_patch(Polygon([(x, h / 2), (x + d, h / 2), (x + d + skew, h / 2 + skew), (x + skew, h / 2 + skew)], fc=colour, ec="black", lw=0.6, alpha=0.7))
-        ax.add_patch(Polygon([(x + d, -h / 2), (x + d + skew, -h / 2 + skew), (x + d + skew, h / 2 + skew), (x + d, h / 2)], fc=colour, ec="black", lw=0.6, alpha=0.5))
+        ax.add_patch(
+            Polygon(
+                [(x, h / 2), (x + d, h / 2), (x + d + skew, h / 2 + skew), (x + skew, h / 2 + skew)],
+                fc=colour,
+                ec="black",
+                lw=0.6,
+                alpha=0.7,
+            )
+        )
+        ax.add_patch(
+            Polygon(
+                [(x + d, -h / 2), (x + d + skew, -h / 2 + skew), (x + d + skew, h / 2 + skew), (x + d, h / 2)],
+                fc=colour,
+                ec="black",
+                lw=0.6,
+                alpha=0.5,
+            )
+        )
         ax.text(x + d / 2, -h / 2 - 0.4, label, rotation=90, ha="center", va="top", fontsize=7)
         return x + d + skew + 0.25
 
@@ -155,7 +175,7 @@ def plot_architecture(config: str = "D", input_size: int = 224, title: str | Non
     x = slab(x, height(size), 0.15, "#dddddd", f"input {size}×{size}×3")
     for b, block in enumerate(VGG_CONFIGS[config], start=1):
         colour = BLOCK_COLOURS[b - 1]
-        for c, spec in enumerate(block, start=1):
+        for spec in block:
             kernel, channels = parse_conv(spec)
             x = slab(x, height(size), depth(channels), colour, f"conv{kernel} {size}×{size}×{channels}")
         size //= 2

@@ -21,7 +21,12 @@ IMAGENET_FILES: dict[tuple[str, bool], tuple[str, str]] = {
     ("E", False): ("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "253f8cb515780f3b799900260a226db6"),
 }
 # Parameter counts of the published networks: a model whose count differs cannot take their weights.
-PUBLISHED_PARAMS = {("D", True): 138_357_544, ("D", False): 14_714_688, ("E", True): 143_667_240, ("E", False): 20_024_384}
+PUBLISHED_PARAMS = {
+    ("D", True): 138_357_544,
+    ("D", False): 14_714_688,
+    ("E", True): 143_667_240,
+    ("E", False): 20_024_384,
+}
 OFFLINE_ENV = "VGGBOOK_OFFLINE"  # set to 1 to make "auto" never touch the network
 PROBE_TIMEOUT = 3.0  # seconds; an offline machine answers at once, a firewalled one within this
 
@@ -65,7 +70,9 @@ def cached_file(remote: str, md5: str, *, download: bool) -> Path:
     except OSError as err:
         raise WeightsError(f"cannot reach {host} to download {name}: {err}") from None
     try:
-        return Path(keras.utils.get_file(name, url, cache_subdir="models", file_hash=md5, cache_dir=str(keras_cache_dir())))
+        return Path(
+            keras.utils.get_file(name, url, cache_subdir="models", file_hash=md5, cache_dir=str(keras_cache_dir()))
+        )
     except Exception as err:  # get_file raises bare Exception on network errors
         raise WeightsError(f"download of {url} failed: {err}") from None
 
