@@ -1,0 +1,62 @@
+"""The two commands of the README, each setting itself up in a virtual environment.
+
+    python3 tasks.py test [pytest args…]        unit tests and every chapter (pytest + nbmake)
+    python3 tasks.py book [jupyter-book args…]  build the site into _build/html
+
+The first run makes `.venv` and installs `requirements.txt` into it; later runs reinstall only when
+requirements.txt or pyproject.toml changed. Needs nothing but Python 3.11 or 3.12.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".requirements.sha256"
+
+
+def requirements_digest() -> str:
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> None:
+    """Create .venv and install requirements.txt into it, unless that is already done."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or 3.12 is needed, this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists() and not (BIN / "python.exe").exists():
+        print(f"creating {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    digest = requirements_digest()
+    if STAMP.exists() and STAMP.read_text() == digest:
+        return
+    python = str(BIN / "python")
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True, cwd=ROOT)
+    subprocess.run([python, "-m", "pip", "install", "-r", "requirements.txt"], check=True, cwd=ROOT)
+    STAMP.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    commands = {
+        "test": [str(BIN / "python"), "-m", "pytest"],
+        "book": [str(BIN / "jupyter-book"), "build", "."],
+    }
+    if not argv or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    ensure_venv()
+    env = dict(os.environ, MPLBACKEND="Agg")
+    return subprocess.run(commands[argv[0]] + argv[1:], cwd=ROOT, env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
