@@ -3,7 +3,12 @@
 Each public function's docstring names the chapter that explains it.
 """
 
-from vggbook import interpret
+import os
+
+# Keep TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) out of the chapters.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from vggbook import interpret, training
 from vggbook.architecture import VGG_CONFIGS, block_layers, build_vgg, build_vgg16, layer_table, parse_conv
 from vggbook.features import default_layers, feature_maps
 from vggbook.images import SAMPLES, deprocess, load_image, preprocess, resize_and_crop, sample_image
@@ -18,6 +23,7 @@ from vggbook.plotting import (
     rank_channels,
     receptive_field_box,
 )
+from vggbook.training import *  # noqa: F403  (its __all__ lists the training tools)
 from vggbook.weights import WeightsError, describe_weights, imagenet_weights_path, is_pretrained, load_weights_file
 
 __version__ = "0.1.0"
@@ -50,4 +56,5 @@ __all__ = [
     "resize_and_crop",
     "sample_image",
     *interpret.__all__,
+    *training.__all__,
 ]
