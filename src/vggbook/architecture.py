@@ -96,6 +96,9 @@ def build_vgg(
         raise ValueError(f"width must be positive, got {width}")
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
+    smallest = 2 ** len(VGG_CONFIGS[config])  # each of the five pools halves the map
+    if min(input_shape[:2]) < smallest:
+        raise ValueError(f"input_shape {input_shape} is too small: VGG needs at least {smallest}×{smallest} pixels")
     if include_top and classes < 1:
         raise ValueError(f"classes must be at least 1, got {classes}")
     layers = keras.layers

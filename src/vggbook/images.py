@@ -72,7 +72,8 @@ def load_image(source: str | os.PathLike | np.ndarray, size: int = 224) -> np.nd
             raise IsADirectoryError(f"not an image file but a folder: {path}")
         # np.fromfile + imdecode instead of imread: it reads non-ASCII paths too, and a
         # None from imdecode can only mean "not an image", never "not found".
-        raw = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        data = np.fromfile(path, dtype=np.uint8)
+        raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None  # imdecode asserts on empty
         if raw is None:
             raise ValueError(f"not a readable image (OpenCV could not decode it): {path}")
         image = _to_rgb_uint8(raw, str(path), bgr=True)

@@ -9,6 +9,7 @@ import hashlib
 import os
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import keras
 
@@ -64,9 +65,10 @@ def cached_file(remote: str, md5: str, *, download: bool) -> Path:
         raise WeightsError(f"{name} is not in the Keras cache ({local.parent}) and downloading is off")
     if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
         raise WeightsError(f"{name} is not in the Keras cache and {OFFLINE_ENV} is set")
-    host = url.split("/")[2]
+    parts = urlsplit(url)
+    host = parts.hostname
     try:  # fail fast offline: keras.utils.get_file itself has no timeout
-        socket.create_connection((host, 443), timeout=PROBE_TIMEOUT).close()
+        socket.create_connection((host, parts.port or 443), timeout=PROBE_TIMEOUT).close()
     except OSError as err:
         raise WeightsError(f"cannot reach {host} to download {name}: {err}") from None
     try:
@@ -118,6 +120,8 @@ def apply_weights(model: keras.Model, weights: str | os.PathLike, *, include_top
     download) or raises; "auto" is ImageNet where it can be had, else seeded random, with
     the reason; anything else is a file path. Chapter "architecture".
     """
+    if not isinstance(weights, str | os.PathLike):
+        raise WeightsError(f"weights must be 'random', 'imagenet', 'auto' or a file path, not {weights!r}")
     if weights == "random":
         model.weights_source = "random (seeded initialisation)"
         return model
