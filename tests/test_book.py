@@ -1,0 +1,114 @@
+"""Checks of the book itself: committed without outputs, runnable in Colab, consistent structure.
+
+These read the notebooks as JSON; running them is nbmake's job (pytest collects book/*.ipynb).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
+BLOCKS = [BOOK / f"block{n}.ipynb" for n in range(1, 6)]
+
+
+def toc_files() -> list[str]:
+    files = [TOC["root"]]
+    for part in TOC.get("parts", [{"chapters": TOC.get("chapters", [])}]):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+def cells(path: Path, kind: str | None = None) -> list[dict]:
+    nb = json.loads(path.read_text())
+    return [c for c in nb["cells"] if kind is None or c["cell_type"] == kind]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def headings(path: Path, level: str = "## ") -> list[str]:
+    found = []
+    for cell in cells(path, "markdown"):
+        found += [line[len(level) :].strip() for line in source(cell).splitlines() if line.startswith(level)]
+    return found
+
+
+def test_every_chapter_in_the_toc_exists_and_every_notebook_is_in_it() -> None:
+    listed = toc_files()
+    for entry in listed:
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), (
+            f"{entry} is in _toc.yml but missing"
+        )
+    for nb in NOTEBOOKS:
+        assert f"book/{nb.stem}" in listed, f"{nb.name} is not in _toc.yml"
+    assert all(f"book/block{n}" in listed for n in range(1, 6))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path: Path) -> None:
+    for cell in cells(path, "code"):
+        assert not cell.get("outputs"), f"{path.name}: a code cell carries outputs: {source(cell)[:60]!r}"
+        assert cell.get("execution_count") is None, f"{path.name}: a code cell carries an execution count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_code_cell_installs_the_helper_from_the_configured_repository(path: Path) -> None:
+    first = source(cells(path, "code")[0])
+    repository = CONFIG["repository"]["url"].rstrip("/")
+    assert "import vggbook" in first and "except ModuleNotFoundError" in first
+    match = re.search(r'%pip install [^\n]*"git\+(\S+?)\.git@(\S+?)"', first)
+    assert match, f"{path.name}: the first cell must pip-install the helper from git"
+    assert match.group(1) == repository, f"{path.name} installs from {match.group(1)}, _config.yml says {repository}"
+    assert match.group(2) == CONFIG["repository"]["branch"]
+    assert "--no-deps" in first, "Colab already has TensorFlow: install only the helper"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_is_seeded_titled_and_has_exercises_with_solutions(path: Path) -> None:
+    code = "\n".join(source(c) for c in cells(path, "code"))
+    assert "keras.utils.set_random_seed(" in code
+    assert len(headings(path, "# ")) == 1, f"{path.name} must have exactly one H1 title"
+    assert "Exercises" in headings(path)
+    markdown = "\n".join(source(c) for c in cells(path, "markdown"))
+    exercises = markdown[markdown.index("## Exercises") :]
+    assert len(re.findall(r"^\d+\. ", exercises, flags=re.M)) >= 3
+    assert exercises.count("```{dropdown}") >= 3
+
+
+def test_the_five_block_chapters_share_one_template() -> None:
+    def structure(path: Path) -> list[str]:
+        return ["A closer look" if h.startswith("A closer look") else h for h in headings(path)]
+
+    first = structure(BLOCKS[0])
+    assert len(first) >= 8
+    for path in BLOCKS[1:]:
+        assert structure(path) == first, f"{path.name} does not follow block1's sections"
+
+
+def test_every_citation_is_in_the_bibliography() -> None:
+    bib = (BOOK / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    texts = [p.read_text() for p in [*NOTEBOOKS, *BOOK.glob("*.md")]]
+    cited = set()
+    for text in texts:
+        for group in re.findall(r"\{cite[tp]?\}`([^`]+)`", text):
+            cited.update(k.strip() for k in group.split(","))
+    assert cited, "the chapters cite nothing"
+    assert cited <= keys, f"cited but not in references.bib: {cited - keys}"
+
+
+def test_requirements_pin_jupyter_book_1_and_headless_opencv() -> None:
+    requirements = (ROOT / "requirements.txt").read_text()
+    assert re.search(r"^jupyter-book>=1\.0\.4,<2", requirements, flags=re.M)
+    assert "opencv-python-headless" in requirements
+    assert not re.search(r"^opencv-python[>=<\s]", requirements, flags=re.M)
