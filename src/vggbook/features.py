@@ -58,7 +58,8 @@ def feature_maps(model: keras.Model, x: np.ndarray, layers: Iterable[str] | None
     per_model = _EXTRACTORS.setdefault(model, {})
     key = tuple(names)
     if key not in per_model:
-        outputs = [model.get_layer(n).output for n in names]
-        per_model[key] = keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+        # a dict of outputs: with a list, a one-output model returns a bare tensor, not a list
+        outputs = {n: model.get_layer(n).output for n in names}
+        per_model[key] = keras.Model(model.input, outputs, name=f"{model.name}_features")
     values = per_model[key](x, training=False)
-    return {name: keras.ops.convert_to_numpy(v) for name, v in zip(names, values, strict=True)}
+    return {name: keras.ops.convert_to_numpy(values[name]) for name in names}

@@ -101,7 +101,7 @@ def plot_filters(kernel: np.ndarray, title: str = "first-layer filters") -> Figu
     patches = 0.5 + 0.5 * patches / limit
     cols = math.ceil(math.sqrt(len(patches)))
     grid = montage(
-        patches, fill=1.0, grid_shape=(math.ceil(len(patches) / cols), cols), padding_width=1, channel_axis=-1
+        patches, fill=(1.0, 1.0, 1.0), grid_shape=(math.ceil(len(patches) / cols), cols), padding_width=1, channel_axis=-1
     )
     fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
     ax.imshow(grid, interpolation="nearest")
@@ -125,8 +125,9 @@ def draw_box(ax: plt.Axes, box: tuple[int, int, int, int], label: str = "", colo
     """Draw an inclusive pixel box on an image axis (block chapters)."""
     x0, y0, x1, y1 = box
     ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, lw=2, ec=colour))
-    if label:
-        ax.text(x0, y0 - 4, label, color=colour, fontsize=9, va="bottom")
+    if label:  # above the box, or inside it when the box touches the image's top edge
+        inside = y0 < 16
+        ax.text(x0 + 2, y0 + 2 if inside else y0 - 4, label, color=colour, fontsize=9, va="top" if inside else "bottom")
 
 
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
