@@ -101,7 +101,11 @@ def plot_filters(kernel: np.ndarray, title: str = "first-layer filters") -> Figu
     patches = 0.5 + 0.5 * patches / limit
     cols = math.ceil(math.sqrt(len(patches)))
     grid = montage(
-        patches, fill=(1.0, 1.0, 1.0), grid_shape=(math.ceil(len(patches) / cols), cols), padding_width=1, channel_axis=-1
+        patches,
+        fill=(1.0, 1.0, 1.0),
+        grid_shape=(math.ceil(len(patches) / cols), cols),
+        padding_width=1,
+        channel_axis=-1,
     )
     fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
     ax.imshow(grid, interpolation="nearest")
