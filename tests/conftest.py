@@ -1,0 +1,87 @@
+"""Shared test set-up: offline, an empty private Keras home, the Agg backend, small models.
+
+The environment is set in `pytest_configure`, before any test module imports Keras, so that
+neither Keras (which reads `$KERAS_HOME/keras.json` at import) nor vggbook's weights policy
+ever sees the developer's real `~/.keras`, and "auto" weights never touch the network.
+Notebooks that nbmake runs in the same session inherit KERAS_HOME and VGGBOOK_OFFLINE.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+
+import matplotlib
+import pytest
+
+# Agg for this process only. Not via the MPLBACKEND variable: the notebooks nbmake runs in the same
+# session would inherit it, and ipykernel only picks its inline backend when MPLBACKEND is unset.
+matplotlib.use("Agg")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_SAVED_ENV: dict[str, str | None] = {}
+_KERAS_HOME: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point Keras at a fresh, empty home and switch vggbook's downloads off for the session."""
+    home = tempfile.mkdtemp(prefix="vggbook-keras-home-")
+    _KERAS_HOME.append(home)
+    for key, value in (("KERAS_HOME", home), ("VGGBOOK_OFFLINE", "1")):
+        _SAVED_ENV[key] = os.environ.get(key)
+        os.environ[key] = value
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for key, value in _SAVED_ENV.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    for home in _KERAS_HOME:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_session() -> None:
+    """Fail loudly if something reset the session's offline environment."""
+    assert os.environ.get("VGGBOOK_OFFLINE") == "1"
+    assert os.environ.get("KERAS_HOME") in _KERAS_HOME
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close every Matplotlib figure a test leaves open."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
+@pytest.fixture(scope="session")
+def vgg16_full():
+    """The full VGG16 with its head at 224×224 (138,357,544 parameters), built once per session.
+
+    Zero-initialised, because only its structure is read (counts, shapes, the layer table):
+    drawing 138 M random numbers would cost seconds and prove nothing. Do not change its weights.
+    """
+    import vggbook
+
+    return vggbook.build_vgg16(kernel_initializer="zeros")
+
+
+@pytest.fixture(scope="session")
+def vgg16_small():
+    """VGG16 at width 1/8 on 32×32 inputs without the head: every layer name, tiny and fast."""
+    import vggbook
+
+    return vggbook.build_vgg16(width=0.125, input_shape=(32, 32, 3), include_top=False, seed=0)
+
+
+@pytest.fixture(scope="session")
+def vgg16_small_224():
+    """VGG16 at width 1/8 on 224×224 inputs without the head: real spatial sizes, few channels."""
+    import vggbook
+
+    return vggbook.build_vgg16(width=0.125, include_top=False, seed=0)

@@ -1,0 +1,253 @@
+"""vggbook.architecture: the builder is the real VGG16, and the layer table has the published numbers."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import vggbook
+from vggbook.architecture import VGG_CONFIGS
+
+SMALL = {"width": 0.125, "input_shape": (32, 32, 3), "include_top": False}
+
+# Simonyan & Zisserman (2015), Table 2 (millions, rounded there); exact counts as Keras and torchvision give them.
+PUBLISHED_PARAMS_WITH_HEAD = {
+    "A": 132_863_336,
+    "B": 133_047_848,
+    "C": 133_638_952,
+    "D": 138_357_544,
+    "E": 143_667_240,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Published numbers
+
+
+def test_vgg16_parameter_count_with_head(vgg16_full):
+    assert vgg16_full.count_params() == 138_357_544
+    assert vgg16_full.name == "vgg16"
+    assert vgg16_full.output_shape == (None, 1000)
+
+
+def test_vgg16_parameter_count_without_head():
+    model = vggbook.build_vgg16(include_top=False, kernel_initializer="zeros")
+    assert model.count_params() == 14_714_688
+    assert model.output_shape == (None, 7, 7, 512)
+
+
+@pytest.mark.parametrize("config", ["A", "B", "C", "E"])
+def test_parameter_counts_of_the_other_configs(config):
+    # Zero initialisation: the count does not depend on the values and zeros cost nothing to draw.
+    model = vggbook.build_vgg(config, kernel_initializer="zeros")
+    assert model.count_params() == PUBLISHED_PARAMS_WITH_HEAD[config]
+
+
+def test_vgg19_without_head_matches_keras_file_size():
+    assert vggbook.build_vgg("E", include_top=False, kernel_initializer="zeros").count_params() == 20_024_384
+
+
+def test_layer_table_params_add_up(vgg16_full):
+    table = vggbook.layer_table(vgg16_full)
+    assert table.params.sum() == 138_357_544
+    # 89 % of the parameters live in the fully connected head.
+    head = table.loc[["fc1", "fc2", "predictions"], "params"].sum()
+    assert round(head / table.params.sum(), 2) == 0.89
+
+
+def test_total_macs_at_224(vgg16_full):
+    table = vggbook.layer_table(vgg16_full)
+    assert round(table.macs.sum() / 1e9, 2) == 15.47  # torchvision's published 15.47 GFLOPS (MACs)
+
+
+def test_macs_of_one_conv_layer_by_hand(vgg16_full):
+    table = vggbook.layer_table(vgg16_full)
+    # output 56×56 positions × (3×3 kernel × 128 input channels) × 256 filters
+    assert table.loc["block3_conv1", "macs"] == 56 * 56 * 3 * 3 * 128 * 256
+    assert table.loc["block1_conv2", "macs"] == 224 * 224 * 3 * 3 * 64 * 64
+    assert table.loc["fc1", "macs"] == 7 * 7 * 512 * 4096
+    assert table.loc["block1_pool", "macs"] == 0
+    assert table.loc["block1_conv1", "activation_bytes"] == 4 * 224 * 224 * 64
+
+
+def test_receptive_fields(vgg16_full):
+    table = vggbook.layer_table(vgg16_full)
+    assert table.loc["block1_conv1", "receptive_field"] == 3
+    assert table.loc["block1_conv2", "receptive_field"] == 5
+    assert table.loc["block1_pool", "receptive_field"] == 6
+    assert table.loc["block1_pool", "stride"] == 2
+    # google-research/receptive_field, VGG16 pool5: size 212, effective stride 32, effective padding 90.
+    assert tuple(table.loc["block5_pool", ["receptive_field", "stride", "padding"]]) == (212, 32, 90)
+    # the dense layers have no receptive field
+    assert table.loc["fc1", "receptive_field"] is pd.NA
+
+
+def test_layer_table_shapes(vgg16_full):
+    table = vggbook.layer_table(vgg16_full)
+    assert table.loc["block1_conv1", "output_shape"] == (224, 224, 64)
+    assert table.loc["block5_pool", "output_shape"] == (7, 7, 512)
+    assert table.loc["flatten", "output_shape"] == (25088,)
+    assert table.loc["predictions", "output_shape"] == (1000,)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same network as keras.applications.VGG16
+
+
+def _layer_config(layer: keras.layers.Layer) -> dict:
+    """The parts of a layer's config that define what it computes (not its name or initializer)."""
+    config = layer.get_config()
+    keys = ("filters", "kernel_size", "strides", "padding", "activation", "use_bias", "units", "pool_size")
+    return {"type": type(layer).__name__, **{k: config[k] for k in keys if k in config}}
+
+
+@pytest.fixture(scope="module")
+def keras_vgg16_top():
+    return keras.applications.VGG16(weights=None)
+
+
+def test_same_layers_and_configs_as_keras(vgg16_full, keras_vgg16_top):
+    ours, ref = vgg16_full.layers, keras_vgg16_top.layers
+    # Keras numbers its auto-named Input layers per session, so compare the input by shape.
+    assert isinstance(ours[0], keras.layers.InputLayer) and isinstance(ref[0], keras.layers.InputLayer)
+    assert vgg16_full.input_shape == keras_vgg16_top.input_shape == (None, 224, 224, 3)
+    assert [layer.name for layer in ours[1:]] == [layer.name for layer in ref[1:]]
+    assert [_layer_config(layer) for layer in ours] == [_layer_config(layer) for layer in ref]
+    assert [w.shape for w in vgg16_full.weights] == [w.shape for w in keras_vgg16_top.weights]
+
+
+def test_same_outputs_as_keras_without_head():
+    ref = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
+    ours = vggbook.build_vgg16(include_top=False, input_shape=(64, 64, 3), kernel_initializer="zeros")
+    ours.set_weights(ref.get_weights())
+    x = np.random.default_rng(0).normal(0, 50, (2, 64, 64, 3)).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(ref(x, training=False))
+    got = keras.ops.convert_to_numpy(ours(x, training=False))
+    assert expected.shape == got.shape == (2, 2, 2, 512)
+    assert np.abs(expected).max() > 0  # a non-trivial comparison
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+
+
+def test_same_outputs_as_keras_with_head(keras_vgg16_top):
+    ours = vggbook.build_vgg16(kernel_initializer="zeros")
+    ours.set_weights(keras_vgg16_top.get_weights())
+    x = np.random.default_rng(1).normal(0, 50, (1, 224, 224, 3)).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(keras_vgg16_top(x, training=False))
+    got = keras.ops.convert_to_numpy(ours(x, training=False))
+    assert got.shape == (1, 1000)
+    assert expected.std() > 0  # the softmax is not flat, so equality means something
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeds, options and errors
+
+
+def test_same_seed_same_weights_different_seed_different():
+    keras.utils.set_random_seed(1)
+    first = vggbook.build_vgg16(**SMALL, seed=3).get_weights()
+    keras.utils.set_random_seed(2)  # the global seed must not matter, only `seed`
+    again = vggbook.build_vgg16(**SMALL, seed=3).get_weights()
+    other = vggbook.build_vgg16(**SMALL, seed=4).get_weights()
+    assert len(first) == len(again) == 26  # 13 conv layers × (kernel, bias)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    kernels = range(0, len(first), 2)
+    assert all(not np.array_equal(first[i], other[i]) for i in kernels)
+
+
+def test_layers_get_different_initial_kernels():
+    model = vggbook.build_vgg16(**SMALL)
+    conv2, conv3 = (model.get_layer(name).get_weights()[0] for name in ("block5_conv2", "block5_conv3"))
+    assert not np.array_equal(conv2, conv3)
+
+
+def test_head_is_seeded_too():
+    kwargs = {"width": 0.125, "input_shape": (32, 32, 3), "classes": 10}
+    a = vggbook.build_vgg16(**kwargs, seed=5).get_layer("fc1").get_weights()[0]
+    b = vggbook.build_vgg16(**kwargs, seed=5).get_layer("fc1").get_weights()[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_width_scales_channels_and_units():
+    model = vggbook.build_vgg16(width=0.125, input_shape=(32, 32, 3), classes=10)
+    assert model.get_layer("block1_conv1").filters == 8
+    assert model.get_layer("block5_conv3").filters == 64
+    assert model.get_layer("fc1").units == 512
+    assert model.output_shape == (None, 10)
+
+
+def test_custom_input_shape():
+    model = vggbook.build_vgg16(width=0.125, input_shape=(64, 96, 1), include_top=False)
+    assert model.input_shape == (None, 64, 96, 1)
+    assert model.output_shape == (None, 2, 3, 64)
+
+
+def test_batch_norm_variant():
+    model = vggbook.build_vgg16(**SMALL, batch_norm=True)
+    assert model.name == "vgg16_bn"
+    names = [layer.name for layer in model.layers]
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(bns) == 13
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert all(not conv.use_bias for conv in convs)
+    assert all(conv.get_config()["activation"] == "linear" for conv in convs)
+    # conv → BN → ReLU, named like Keras' layers
+    i = names.index("block2_conv1")
+    assert names[i : i + 3] == ["block2_conv1", "block2_bn1", "block2_relu1"]
+    assert "block5_relu3" in names
+    assert vggbook.default_layers(model) == [n for n in names if "_relu" in n or n.endswith("_pool")]
+    assert len(vggbook.default_layers(model)) == 18
+
+
+def test_config_c_has_one_by_one_convolutions():
+    model = vggbook.build_vgg("C", **SMALL)
+    assert model.get_layer("block3_conv3").kernel_size == (1, 1)
+    assert model.get_layer("block4_conv3").kernel_size == (1, 1)
+    assert model.get_layer("block5_conv3").kernel_size == (1, 1)
+    assert model.get_layer("block3_conv2").kernel_size == (3, 3)
+
+
+@pytest.mark.parametrize(("config", "convs"), [("A", 8), ("B", 10), ("C", 13), ("D", 13), ("E", 16)])
+def test_depths_of_configs(config, convs):
+    model = vggbook.build_vgg(config, **SMALL)
+    assert sum(isinstance(layer, keras.layers.Conv2D) for layer in model.layers) == convs
+    assert sum(len(block) for block in VGG_CONFIGS[config]) == convs
+
+
+def test_block_layers():
+    model = vggbook.build_vgg16(**SMALL)
+    assert [layer.name for layer in vggbook.block_layers(model, 3)] == [
+        "block3_conv1",
+        "block3_conv2",
+        "block3_conv3",
+        "block3_pool",
+    ]
+    with pytest.raises(ValueError, match="no block 6"):
+        vggbook.block_layers(model, 6)
+
+
+def test_parse_conv():
+    assert vggbook.parse_conv("conv3-64") == (3, 64)
+    assert vggbook.parse_conv("conv1-512") == (1, 512)
+    with pytest.raises(ValueError, match="conv3-64"):
+        vggbook.parse_conv("maxpool")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"config": "F"}, r"unknown VGG config 'F'.*\['A', 'B', 'C', 'D', 'E'\]"),
+        ({"width": 0}, "width must be positive"),
+        ({"width": -0.5}, "width must be positive"),
+        ({"input_shape": (224, 224)}, r"input_shape must be \(height, width, channels\)"),
+        ({"input_shape": (16, 16, 3)}, "too small.*32×32"),
+        ({"input_shape": (224, 31, 3)}, "too small"),
+        ({"classes": 0}, "classes must be at least 1"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        vggbook.build_vgg(**{"width": 0.125, **kwargs})

@@ -1,0 +1,189 @@
+"""vggbook.plotting: one montage image per layer, ranked and scaled per channel; filters, boxes, overlays."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+
+import vggbook
+
+
+def _one_hot_maps(h: int, w: int, c: int, strengths: np.ndarray) -> np.ndarray:
+    """(h, w, c) map whose channel i is zero except one pixel, number i in row-major order,
+    of value strengths[i]: after per-channel scaling each tile shows which channel it is."""
+    fmap = np.zeros((h * w, c), np.float32)
+    fmap[np.arange(c), np.arange(c)] = strengths
+    return fmap.reshape(h, w, c)
+
+
+def _main_image(fig: Figure) -> AxesImage:
+    main = fig.axes[0]
+    assert len(main.images) == 1, "the montage must be ONE image, not one per channel"
+    return main.images[0]
+
+
+def _renders(fig: Figure) -> bool:
+    """Draw the figure for real (layout, colour bar, text) into an in-memory PNG."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue().startswith(b"\x89PNG")
+
+
+def _tiles(grid: np.ndarray, h: int, w: int, rows: int, cols: int, pad: int) -> list[np.ndarray]:
+    """Cut a montage back into its tiles, row-major (skimage.util.montage's layout)."""
+    return [
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w]
+        for r in range(rows)
+        for c in range(cols)
+    ]
+
+
+def test_montage_is_one_image_with_every_channel():
+    strengths = np.arange(1, 65, dtype=np.float32)
+    fig = vggbook.plot_feature_maps(_one_hot_maps(8, 8, 64, strengths), "block1_conv1", rank=False)
+    assert isinstance(fig, Figure)
+    grid = np.asarray(_main_image(fig).get_array(), dtype=float)
+    # 64 tiles of 8×8 in an 8×8 grid with 1-pixel gaps
+    assert grid.shape == (8 * (8 + 1) + 1, 8 * (8 + 1) + 1)
+    tiles = _tiles(grid, 8, 8, 8, 8, 1)
+    for i, tile in enumerate(tiles):  # unranked: tile i is channel i, hot at pixel i
+        assert np.nanargmax(tile) == i
+    title = fig.axes[0].get_title()
+    assert "block1_conv1" in title and "8×8×64" in title and "all 64" in title
+    assert _renders(fig)
+
+
+def test_montage_ranks_channels_strongest_first():
+    rng = np.random.default_rng(0)
+    strengths = rng.permutation(np.arange(1, 37, dtype=np.float32))
+    fmap = _one_hot_maps(6, 6, 36, strengths)
+    fig = vggbook.plot_feature_maps(fmap, "x")
+    grid = np.asarray(_main_image(fig).get_array(), dtype=float)
+    tiles = _tiles(grid, 6, 6, 6, 6, 1)
+    shown = [int(np.nanargmax(tile)) for tile in tiles]  # which channel each tile is
+    assert shown == list(np.argsort(-strengths))
+    assert "strongest first" in fig.axes[0].get_title()
+    np.testing.assert_array_equal(vggbook.rank_channels(fmap), np.argsort(-strengths))
+
+
+def test_montage_scales_each_channel_on_its_own():
+    rng = np.random.default_rng(1)
+    # channels of wildly different scales, one constant (dead) channel
+    fmap = rng.random((7, 7, 16)).astype(np.float32) * np.logspace(-3, 3, 16, dtype=np.float32)
+    fmap[..., 5] = 0.0
+    fig = vggbook.plot_feature_maps(fmap, "block5_pool", rank=False)
+    grid = np.asarray(_main_image(fig).get_array(), dtype=float)
+    tiles = _tiles(grid, 7, 7, 4, 4, 1)
+    for c, tile in enumerate(tiles):
+        if c == 5:
+            assert np.nanmax(tile) == 0  # a constant channel stays at the bottom of the scale
+        else:
+            assert np.nanmax(tile) == pytest.approx(1.0) and np.nanmin(tile) == pytest.approx(0.0)
+    assert "1 all zero" in fig.axes[0].get_title()
+    assert len(fig.axes) == 2  # the montage and its colour bar
+
+
+def test_montage_of_a_batched_map_and_of_fewer_channels():
+    fmap = np.random.default_rng(2).random((1, 14, 14, 512)).astype(np.float32)
+    fig = vggbook.plot_feature_maps(fmap, "block4_pool")
+    grid = np.asarray(_main_image(fig).get_array())
+    assert grid.shape == (23 * 15 + 1, 23 * 15 + 1)  # 512 tiles need a 23×23 grid
+    assert "14×14×512" in fig.axes[0].get_title()
+    few = vggbook.plot_feature_maps(fmap, "block4_pool", max_channels=16)
+    assert np.asarray(_main_image(few).get_array()).shape == (4 * 15 + 1, 4 * 15 + 1)
+    assert "16 of 512" in few.axes[0].get_title()
+
+
+def test_montage_refuses_a_batch_of_several():
+    with pytest.raises(ValueError, match="batch of 2"):
+        vggbook.plot_feature_maps(np.zeros((2, 4, 4, 3)), "x")
+    with pytest.raises(ValueError, match="shape"):
+        vggbook.plot_feature_maps(np.zeros((4, 4)), "x")
+
+
+def test_plot_strongest():
+    fmap = _one_hot_maps(5, 5, 10, np.arange(1, 11, dtype=np.float32))
+    fig = vggbook.plot_strongest(np.zeros((5, 5, 3), np.uint8), fmap, "block1_conv1", k=3)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0] == "input"
+    assert [t.split("\n")[0] for t in titles[1:]] == ["block1_conv1 ch 9", "block1_conv1 ch 8", "block1_conv1 ch 7"]
+
+
+def test_plot_filters_of_the_first_layer():
+    kernel = np.zeros((3, 3, 3, 64), np.float32)
+    kernel[:, :, 0, 0] = 1.0  # filter 0 reads only input channel 0, which is BLUE in caffe's BGR order
+    kernel[:, :, 2, 1] = -1.0  # filter 1: negative on red
+    fig = vggbook.plot_filters(kernel)
+    grid = np.asarray(_main_image(fig).get_array())
+    assert grid.shape == (8 * 4 + 1, 8 * 4 + 1, 3)  # 64 patches of 3×3, 1-pixel gaps
+    np.testing.assert_allclose(grid[1:4, 1:4], np.broadcast_to([0.5, 0.5, 1.0], (3, 3, 3)))  # blue patch
+    np.testing.assert_allclose(grid[1:4, 5:8], np.broadcast_to([0.0, 0.5, 0.5], (3, 3, 3)))  # no red: cyan
+    np.testing.assert_allclose(grid[1:4, 9:12], 0.5)  # a zero filter is grey
+    assert "64" in fig.axes[0].get_title()
+    assert _renders(fig)
+
+
+def test_plot_filters_of_a_real_first_layer():
+    model = vggbook.build_vgg16(width=0.125, input_shape=(32, 32, 3), include_top=False)
+    fig = vggbook.plot_filters(model.get_layer("block1_conv1").get_weights()[0])
+    assert np.asarray(_main_image(fig).get_array()).shape == (3 * 4 + 1, 3 * 4 + 1, 3)  # 8 filters, 3×3 grid
+
+
+def test_plot_filters_refuses_other_kernels():
+    with pytest.raises(ValueError, match=r"\(k, k, 3, N\)"):
+        vggbook.plot_filters(np.zeros((3, 3, 64, 64)))
+
+
+def test_receptive_field_boxes(vgg16_small_224):
+    table = vggbook.layer_table(vgg16_small_224)
+    # block5_pool: field 212, stride 32, padding 90 → unit (0, 0) starts at -90: clipped to the image
+    assert vggbook.receptive_field_box(table, "block5_pool", 0, 0, 224) == (0, 0, 121, 121)
+    assert vggbook.receptive_field_box(table, "block5_pool", 3, 3, 224) == (6, 6, 217, 217)
+    assert vggbook.receptive_field_box(table, "block5_pool", 6, 6, 224) == (102, 102, 223, 223)
+    assert vggbook.receptive_field_box(table, "block5_pool", 1, 6, 224) == (102, 0, 223, 153)
+    # block1_conv1: a 3×3 window centred on the unit
+    assert vggbook.receptive_field_box(table, "block1_conv1", 10, 20, 224) == (19, 9, 21, 11)
+
+
+def test_draw_box_adds_one_rectangle():
+    fig = plt.figure()
+    ax = fig.add_subplot()
+    ax.imshow(np.zeros((20, 20, 3), np.uint8))
+    vggbook.draw_box(ax, (2, 3, 5, 9), label="unit")
+    (rect,) = ax.patches
+    assert (rect.get_x(), rect.get_y(), rect.get_width(), rect.get_height()) == (1.5, 2.5, 4, 7)
+    assert [t.get_text() for t in ax.texts] == ["unit"]
+
+
+def test_overlay_heatmap():
+    image = np.full((50, 60, 3), 100, np.uint8)
+    heat = np.zeros((7, 7), np.float32)
+    out = vggbook.overlay_heatmap(image, heat)
+    assert out.shape == (50, 60, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(vggbook.overlay_heatmap(image, heat, alpha=0.0), image)
+    full = vggbook.overlay_heatmap(image, np.ones((7, 7)), alpha=1.0, cmap="gray")
+    assert (full == 255).all()  # the top of the grey colormap, everywhere
+
+
+def test_plot_architecture_draws_every_layer():
+    fig = vggbook.plot_architecture("D")
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.texts]
+    assert sum(label.startswith("conv3 ") for label in labels) == 13
+    assert sum(label.startswith("pool ") for label in labels) == 5
+    assert "pool 7×7×512" in labels and "input 224×224×3" in labels
+    assert [f"block {b}" for b in range(1, 6)] == [label for label in labels if label.startswith("block")]
+    assert "VGG16" in ax.get_title()
+    assert _renders(fig)
+    fig_c = vggbook.plot_architecture("C")
+    assert sum(t.get_text().startswith("conv1 ") for t in fig_c.axes[0].texts) == 3
+
+
+def test_backend_is_agg():
+    assert matplotlib.get_backend().lower() == "agg"
