@@ -1,15 +1,60 @@
 """Looking inside a trained (or untrained) network with gradients: the effective receptive
-field (block chapters), Grad-CAM and activation maximisation (chapters "classifier", "training")."""
+field (block chapters), Grad-CAM and activation maximisation (chapters "classifier", "training"),
+and ImageNet's class names for reading the classifier's output (chapter "classifier")."""
 
 from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from vggbook.features import _as_batch, check_layer_names
+from vggbook.images import CAFFE_MEAN_BGR, deprocess
+from vggbook.weights import WeightsError, cached_file
 
-__all__ = ["effective_receptive_field", "effective_rf_size"]
+__all__ = [
+    "ActivationMaximum",
+    "activation_maximisation",
+    "effective_receptive_field",
+    "effective_rf_size",
+    "grad_cam",
+    "imagenet_class_names",
+    "top_k_classes",
+]
+
+# The class index `keras.applications.imagenet_utils.decode_predictions` reads, with Keras' own md5:
+# {"0": ["n01440764", "tench"], …, "999": ["n15075141", "toilet_tissue"]} in the order of VGG's outputs.
+CLASS_INDEX_URL = "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json"
+CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"
+
+LEAK = 0.1  # activation maximisation: slope below zero of the ReLU it climbs (see _probe)
+
+# Functional views (and compiled ascent steps) per model, kept while the model lives, as in features.py.
+_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cached(model: keras.Model, key: tuple, build: Callable[[], object]):
+    per_model = _VIEWS.setdefault(model, {})
+    if key not in per_model:
+        per_model[key] = build()
+    return per_model[key]
+
+
+def _spatial_output(model: keras.Model, layer: str) -> keras.KerasTensor:
+    """`layer`'s output, after checking the name exists and the output is a (N, h, w, C) map."""
+    (layer,) = check_layer_names(model, [layer])
+    output = model.get_layer(layer).output
+    if len(output.shape) != 4:
+        raise ValueError(
+            f"layer {layer!r} has no spatial output (shape {tuple(output.shape)}); "
+            "choose a convolution or pooling layer such as 'block5_conv3'"
+        )
+    return output
 
 
 def effective_receptive_field(
@@ -18,16 +63,13 @@ def effective_receptive_field(
     """|∂ unit / ∂ input| summed over colour channels, shape (H, W): how much each input pixel
     moves the sum over channels of unit (row, col) of `layer` (default: the centre unit).
     Luo et al. (2016); the block chapters draw it beside the theoretical receptive field."""
-    (layer,) = check_layer_names(model, [layer])
-    output = model.get_layer(layer).output
-    if len(output.shape) != 4:
-        raise ValueError(f"layer {layer!r} has no spatial output (shape {output.shape})")
+    output = _spatial_output(model, layer)
     h, w = output.shape[1:3]
     row = h // 2 if row is None else row
     col = w // 2 if col is None else col
     if not (0 <= row < h and 0 <= col < w):
         raise ValueError(f"unit ({row}, {col}) is outside {layer!r}'s {h}×{w} map")
-    probe = keras.Model(model.inputs, output)
+    probe = _cached(model, ("erf", layer), lambda: keras.Model(model.inputs[0], output))
     inputs = tf.convert_to_tensor(_as_batch(model, x)[:1])
     with tf.GradientTape() as tape:
         tape.watch(inputs)
@@ -47,3 +89,251 @@ def effective_rf_size(erf: np.ndarray, centre: tuple[int, int], fraction: float 
         if window.sum() >= fraction * total:
             return 2 * half + 1
     return 2 * max(erf.shape) + 1
+
+
+def _class_scores(model: keras.Model) -> tuple[keras.KerasTensor, Callable[[tf.Tensor], tf.Tensor]]:
+    """The tensor entering the model's last layer, and the map from it to the PRE-softmax class scores."""
+    if len(model.outputs) != 1:
+        raise ValueError(f"grad_cam needs a model with one output; {model.name!r} has {len(model.outputs)}")
+    head = model.layers[-1]
+    if isinstance(head, keras.layers.Dense):
+
+        def logits(h: tf.Tensor) -> tf.Tensor:  # the Dense layer without its activation, on its live weights
+            z = keras.ops.matmul(h, head.kernel)
+            return z + head.bias if head.use_bias else z
+
+        return head.input, logits
+    if isinstance(head, keras.layers.Activation | keras.layers.Softmax):
+        return head.input, lambda h: h
+    raise ValueError(
+        f"grad_cam needs a model ending in a Dense or softmax layer; {model.name!r} ends in "
+        f"{type(head).__name__} {head.name!r}"
+    )
+
+
+def _class_indices(class_index: int | Sequence[int] | None, n: int, classes: int) -> np.ndarray | None:
+    """`class_index` as one checked class per image (None stays None: the top class)."""
+    if class_index is None:
+        return None
+    indices = np.atleast_1d(np.asarray(class_index))
+    if indices.ndim != 1 or indices.dtype.kind not in "iu":
+        raise TypeError(f"class_index must be an int or one int per image, got {class_index!r}")
+    if len(indices) == 1:
+        indices = np.repeat(indices, n)
+    if len(indices) != n:
+        raise ValueError(f"class_index has {len(indices)} entries for a batch of {n} images")
+    bad = indices[(indices < 0) | (indices >= classes)]
+    if bad.size:
+        raise ValueError(f"class index {bad.tolist()} out of range: the model has {classes} classes (0–{classes - 1})")
+    return indices
+
+
+def grad_cam(
+    model: keras.Model, x: np.ndarray, class_index: int | Sequence[int] | None = None, layer: str = "block5_conv3"
+) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al. 2017): where in `layer`'s map the evidence for a class lies.
+
+    The class score is the PRE-softmax one, y_c: gradients of the softmax output p_c would mix
+    in every other class and vanish as p_c saturates. It is taken from a Functional view that
+    returns `layer`'s output and the *input* of the model's last Dense layer, and y_c is
+    recomputed from that layer's own kernel and bias with no activation: unlike a copy of the
+    layer with a linear activation it reads the live weights (right while the model trains), and
+    unlike switching the activation off (tf-keras-vis' `ReplaceToLinear`, on a clone) it leaves
+    the model untouched. Then: ∂y_c/∂A (A = the layer's output), averaged over h and w (one
+    weight per channel), weighted sum of A's channels, ReLU, divided by its maximum.
+
+    `x` is a preprocessed batch (N, H, W, C); `class_index` None = each image's top class, an
+    int, or one int per image. Returns (h, w) at the layer's resolution for one image, (N, h, w)
+    for several; a map with no positive evidence is all zeros. Chapters "classifier", "training".
+    """
+    fmap = _spatial_output(model, layer)
+    pre, logits_of = _class_scores(model)
+    view = _cached(model, ("grad_cam", layer), lambda: keras.Model(model.inputs[0], [fmap, pre]))
+    x = _as_batch(model, x)
+    classes = _class_indices(class_index, len(x), model.output_shape[-1])
+    with tf.GradientTape() as tape:
+        maps, h = view(tf.convert_to_tensor(x), training=False)
+        scores = logits_of(h)
+        chosen = tf.argmax(scores, axis=-1) if classes is None else tf.constant(classes)
+        # Images do not interact in inference, so one sum gives each image its own gradient.
+        score = tf.reduce_sum(tf.gather(scores, chosen, axis=1, batch_dims=1))
+    grads = tape.gradient(score, maps)
+    if grads is None:
+        raise ValueError(f"layer {layer!r} does not feed the class scores of {model.name!r}")
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # α_k^c: one weight per channel
+    cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1)).numpy()
+    peak = cam.max(axis=(1, 2), keepdims=True)
+    cam = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
+    return cam[0] if len(cam) == 1 else cam
+
+
+class ActivationMaximum(NamedTuple):
+    """What `activation_maximisation` returns: one image per filter and the rise it bought."""
+
+    images: np.ndarray  # (n, h, w, 3) RGB uint8, border cropped, contrast stretched per image
+    start: np.ndarray  # (n,) each filter's mean activation on its starting noise
+    final: np.ndarray  # (n,) the same on the final image
+
+
+def _probe(model: keras.Model, layer: str, size: int) -> Callable:
+    """input of `size`×`size` → (what the ascent climbs, `layer`'s output). Where `layer` ends in
+    a ReLU the ascent climbs a leaky ReLU of the same pre-activation instead (slope LEAK below
+    zero): a ReLU that never fires on the starting noise passes no gradient, and its filter would
+    never move; above zero the two agree. Up to `layer`'s input: at the model's own input size
+    a Functional view; otherwise the layers called in turn, which needs them to form a chain
+    (a Functional model checks its input's shape, its layers do not)."""
+    target = model.get_layer(layer)
+    if tuple(model.input_shape[1:3]) == (size, size):
+        upstream = keras.Model(model.inputs[0], target.input)
+    else:
+        chain, previous = [], model.inputs[0]
+        for lyr in model.layers:
+            if isinstance(lyr, keras.layers.InputLayer):
+                continue
+            if lyr.input is not previous:
+                raise ValueError(
+                    f"size={size} differs from {model.name!r}'s input size, which needs a model whose layers form "
+                    f"a chain (as VGG and Sequential models do); {lyr.name!r} breaks it: pass size=None"
+                )
+            if lyr is target:
+                break
+            chain.append(lyr)
+            previous = lyr.output
+
+        def upstream(x: tf.Tensor, training: bool = False) -> tf.Tensor:
+            for lyr in chain:
+                x = lyr(x, training=training)
+            return x
+
+    def run(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        h = upstream(x, training=False)
+        if getattr(target, "activation", None) is keras.activations.relu:
+            if isinstance(target, keras.layers.Activation):  # the batch-norm variant's separate ReLU
+                return tf.nn.leaky_relu(h, LEAK), tf.nn.relu(h)
+            if isinstance(target, keras.layers.Conv2D):
+                z = target.convolution_op(h, target.kernel)
+                z = z + target.bias if target.use_bias else z
+                return tf.nn.leaky_relu(z, LEAK), tf.nn.relu(z)
+        out = target(h, training=False)
+        return out, out
+
+    return run
+
+
+def _own_means(maps: tf.Tensor, onehot: tf.Tensor) -> tf.Tensor:
+    """(n,) mean over positions of image i's own filter i, from maps (n, h, w, C)."""
+    return tf.reduce_sum(tf.reduce_mean(maps, axis=(1, 2)) * onehot, axis=-1)
+
+
+def _ascent_step(probe: Callable) -> Callable:
+    """One compiled gradient-ascent step for a batch of images, image i raising filter i; it also
+    returns each filter's mean activation on the images it started from."""
+    low, high = tf.constant(-CAFFE_MEAN_BGR), tf.constant(255.0 - CAFFE_MEAN_BGR)
+
+    @tf.function(reduce_retracing=True)
+    def step(x: tf.Tensor, onehot: tf.Tensor, step_size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            climbed, activation = probe(x)
+            objective = tf.reduce_sum(_own_means(climbed, onehot))
+        grad = tape.gradient(objective, x)
+        # Normalised per image (divided by its RMS): every step moves pixels by ~step_size, whatever the scale.
+        grad /= tf.sqrt(tf.reduce_mean(tf.square(grad), axis=(1, 2, 3), keepdims=True)) + 1e-12
+        return tf.clip_by_value(x + step_size * grad, low, high), _own_means(activation, onehot)
+
+    return step
+
+
+def activation_maximisation(
+    model: keras.Model,
+    layer: str,
+    filters: Sequence[int],
+    *,
+    size: int | None = None,
+    steps: int = 40,
+    step_size: float = 2.0,
+    noise: float = 8.0,
+    border: int | None = None,
+    seed: int = 0,
+) -> ActivationMaximum:
+    """The input each filter of `layer` likes best (Erhan et al. 2009; Zeiler & Fergus 2014 show
+    the data-driven counterpart): gradient ascent on the image to raise the filter's mean activation.
+
+    All filters are optimised together, one image each, one forward/backward pass per step.
+    Start: grey plus seeded Gaussian noise (std `noise`, pixel units) in preprocessed (caffe)
+    space; each step adds `step_size` × the gradient divided by its RMS and keeps pixels in 0–255.
+    Where the layer ends in a ReLU the ascent climbs a leaky ReLU of the same input, so that a
+    filter silent on the starting noise still gets a gradient (a ReLU that never fires passes none).
+    `size` defaults to the model's input size (any size works for chain models like VGG).
+    The returned images are RGB uint8 with `border` pixels (default size // 8, where padding
+    distorts) cropped and each contrast-stretched (1st–99th percentile); `start` and `final` hold
+    the filters' mean activations before and after. Chapters "classifier", "training".
+    """
+    out = _spatial_output(model, layer)
+    filters = np.atleast_1d(np.asarray(filters))
+    channels = out.shape[-1]
+    if filters.ndim != 1 or filters.size == 0 or filters.dtype.kind not in "iu":
+        raise TypeError(f"filters must be a non-empty sequence of channel indices, got {filters!r}")
+    if ((filters < 0) | (filters >= channels)).any():
+        raise ValueError(f"filter index out of range: {layer!r} has {channels} channels (0–{channels - 1})")
+    height, width, colours = model.input_shape[1:]
+    if colours != 3:
+        raise ValueError(f"activation_maximisation makes caffe-preprocessed RGB inputs; {model.name!r} takes {colours}")
+    size = height if size is None else size
+    if size is None or size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    border = size // 8 if border is None else border
+    if not 0 <= border < size // 2:
+        raise ValueError(f"border must be between 0 and {size // 2 - 1} pixels for size {size}, got {border}")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+
+    probe = _cached(model, ("probe", layer, size), lambda: _probe(model, layer, size))
+    step = _cached(model, ("ascent", layer, size), lambda: _ascent_step(probe))
+    rng = np.random.default_rng(seed)
+    grey = 128.0 - CAFFE_MEAN_BGR  # mid-grey, preprocessed
+    x = tf.constant((grey + noise * rng.standard_normal((len(filters), size, size, 3))).astype(np.float32))
+    onehot = tf.one_hot(filters, channels)
+    rate = tf.constant(step_size, tf.float32)
+    for i in range(steps):
+        x, means = step(x, onehot, rate)
+        if i == 0:
+            start = means.numpy()
+    final = _own_means(probe(x)[1], onehot).numpy()
+
+    rgb = deprocess(x.numpy()[:, border : size - border, border : size - border]).reshape(len(filters), -1, 3)
+    lo, hi = np.percentile(rgb, [1, 99], axis=(1, 2), keepdims=True)
+    stretched = np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6) * 255, 0, 255).round().astype(np.uint8)
+    crop = size - 2 * border
+    return ActivationMaximum(stretched.reshape(len(filters), crop, crop, 3), start, final)
+
+
+def imagenet_class_names(download: bool = True) -> list[str]:
+    """ImageNet's 1000 class names in the order of VGG's outputs ('tench', 'goldfish', …), from
+    Keras' `imagenet_class_index.json`: read from the Keras cache ("models" folder), fetched once
+    if `download`, md5-checked. Raises `WeightsError` at once where it can't be had (offline, or
+    with VGGBOOK_OFFLINE=1). Chapter "classifier"."""
+    path = cached_file(CLASS_INDEX_URL, CLASS_INDEX_MD5, download=download)
+    try:
+        index = json.loads(path.read_text())
+        return [index[str(i)][1] for i in range(len(index))]
+    except (ValueError, KeyError, IndexError, TypeError) as err:
+        raise WeightsError(f"{path} is not a class index like {{'0': [wnid, name], …}}: {err!r}") from None
+
+
+def top_k_classes(
+    probabilities: np.ndarray, k: int = 5, names: Sequence[str] | None = None
+) -> list[list[tuple[int, str, float]]]:
+    """Per image, the `k` most probable classes as (index, name, probability), best first;
+    without `names` a class is called "class i". Chapter "classifier"."""
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim != 2:
+        raise ValueError(f"expected probabilities of shape (N, classes), got {probabilities.shape}")
+    classes = probabilities.shape[1]
+    if not 1 <= k <= classes:
+        raise ValueError(f"k must be between 1 and {classes}, got {k}")
+    if names is not None and len(names) != classes:
+        raise ValueError(f"{len(names)} class names for {classes} classes")
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    name = (lambda i: names[i]) if names is not None else (lambda i: f"class {i}")
+    return [[(int(i), name(i), float(row[i])) for i in top] for row, top in zip(probabilities, order, strict=True)]

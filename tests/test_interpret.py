@@ -1,0 +1,271 @@
+"""Grad-CAM, activation maximisation and ImageNet's class names (vggbook.interpret, chapter "classifier").
+
+Small models only: a VGG16 at width 1/8 on 32×32 inputs with 5 classes (Functional) and a tiny
+Sequential convnet. Grad-CAM is checked against tf-keras-vis, an independent implementation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+
+import keras
+import numpy as np
+import pytest
+from tf_keras_vis.gradcam import Gradcam
+from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+from tf_keras_vis.utils.scores import CategoricalScore
+
+import vggbook
+from vggbook import interpret
+
+layers = keras.layers
+
+
+@pytest.fixture(scope="module")
+def vgg() -> keras.Model:
+    return vggbook.build_vgg16(input_shape=(32, 32, 3), width=0.125, classes=5)
+
+
+@pytest.fixture(scope="module")
+def vgg_bn() -> keras.Model:
+    return vggbook.build_vgg16(input_shape=(32, 32, 3), width=0.125, classes=5, batch_norm=True, include_top=False)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> keras.Model:
+    keras.utils.set_random_seed(1)
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
+            layers.MaxPooling2D(name="pool1"),
+            layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(4, activation="softmax", name="predictions"),
+        ],
+        name="tiny",
+    )
+
+
+def photo(size: int) -> np.ndarray:
+    return vggbook.preprocess(vggbook.sample_image("astronaut", size))
+
+
+def linear_head(model: keras.Model) -> None:
+    """What `ReplaceToLinear` does, for a Sequential model: tf-keras-vis 0.8.7 finds the output layers
+    through `model.output_names`, which Keras 3's Sequential does not have."""
+    model.layers[-1].activation = keras.activations.linear
+
+
+def reference_cam(model: keras.Model, x: np.ndarray, layer: str, cls: int, *, linear: bool = True) -> np.ndarray:
+    """tf-keras-vis' Grad-CAM, aligned with grad_cam: at the layer's resolution (expand_cam=False:
+    no zoom to the input size), unnormalised (its own normalisation is min–max, with an epsilon),
+    then divided by its maximum as grad_cam does. The softmax is dropped on tf-keras-vis' clone."""
+    modifier = (linear_head if isinstance(model, keras.Sequential) else ReplaceToLinear()) if linear else None
+    gradcam = Gradcam(model, model_modifier=modifier, clone=True)
+    cam = gradcam(CategoricalScore([cls]), x, penultimate_layer=layer, expand_cam=False, normalize_cam=False)
+    cam = np.asarray(cam)[0]
+    return cam / cam.max() if cam.max() > 0 else cam
+
+
+@pytest.mark.parametrize(("model_name", "layer", "size"), [("vgg", "block3_conv3", 32), ("tiny", "conv2", 16)])
+def test_grad_cam_agrees_with_tf_keras_vis(request, model_name: str, layer: str, size: int) -> None:
+    model = request.getfixturevalue(model_name)
+    x = photo(size)
+    classes = model.output_shape[-1]
+    structured = 0
+    for cls in range(classes):
+        cam = vggbook.grad_cam(model, x, class_index=cls, layer=layer)
+        assert cam.shape == tuple(model.get_layer(layer).output.shape[1:3])
+        np.testing.assert_allclose(cam, reference_cam(model, x, layer, cls), atol=1e-5)
+        structured += cam.max() == 1 and cam.std() > 0.1  # neither all zero nor flat
+    assert structured > classes // 2, "too few maps with structure: the comparison would be trivial"
+
+
+def test_grad_cam_uses_the_pre_softmax_score(vgg) -> None:
+    # Through the softmax the maps differ: the agreement above is not a coincidence of the normalisation.
+    x = photo(32)
+    differs = [
+        not np.allclose(
+            reference_cam(vgg, x, "block3_conv3", c, linear=False), reference_cam(vgg, x, "block3_conv3", c)
+        )
+        for c in range(5)
+    ]
+    assert any(differs)
+
+
+def test_grad_cam_top_class_batches_and_leaves_the_model_alone(vgg) -> None:
+    x = np.concatenate([photo(32), vggbook.preprocess(vggbook.sample_image("coffee", 32))])
+    before = vgg.predict(x, verbose=0)
+    top = before.argmax(axis=1)
+    both = vggbook.grad_cam(vgg, x, layer="block4_conv3")
+    assert both.shape == (2, 4, 4)
+    for i in range(2):
+        np.testing.assert_allclose(both[i], vggbook.grad_cam(vgg, x[i : i + 1], int(top[i]), "block4_conv3"), atol=1e-6)
+    mixed = vggbook.grad_cam(vgg, x, class_index=[int(top[0]), (int(top[1]) + 1) % 5], layer="block4_conv3")
+    np.testing.assert_allclose(mixed[0], both[0], atol=1e-6)
+    assert vgg.get_layer("predictions").activation is keras.activations.softmax
+    np.testing.assert_array_equal(vgg.predict(x, verbose=0), before)
+
+
+def test_grad_cam_all_zero_map_is_zero_not_nan() -> None:
+    # A ReLU layer whose every unit is dead: no positive evidence anywhere.
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            layers.Conv2D(4, 3, activation="relu", kernel_initializer="zeros", bias_initializer="zeros", name="dead"),
+            layers.Flatten(),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+    cam = vggbook.grad_cam(model, np.ones((1, 8, 8, 3), np.float32), class_index=0, layer="dead")
+    assert cam.shape == (6, 6) and not np.isnan(cam).any() and not cam.any()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"layer": "block9_conv1"}, ValueError, "unknown layer name"),
+        ({"layer": "fc1"}, ValueError, "no spatial output"),
+        ({"class_index": 5}, ValueError, r"class index \[5\] out of range: the model has 5 classes"),
+        ({"class_index": -1}, ValueError, "out of range"),
+        ({"class_index": 1.5}, TypeError, "class_index must be an int"),
+        ({"class_index": [0, 1, 2]}, ValueError, "3 entries for a batch of 1"),
+        ({"x": np.zeros((32, 32, 3))}, ValueError, "expected a preprocessed batch"),
+        ({"x": np.zeros((1, 64, 64, 3))}, ValueError, "does not fit model"),
+    ],
+)
+def test_grad_cam_bad_input(vgg, kwargs: dict, error: type, match: str) -> None:
+    args = {"x": photo(32), "class_index": None, "layer": "block5_conv3", **kwargs}
+    with pytest.raises(error, match=match):
+        vggbook.grad_cam(vgg, **args)
+
+
+def test_grad_cam_needs_a_classifier_head() -> None:
+    model = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(2, 3, name="c"), layers.GlobalAveragePooling2D()])
+    with pytest.raises(ValueError, match="ending in a Dense or softmax layer"):
+        vggbook.grad_cam(model, np.zeros((1, 8, 8, 3)), layer="c")
+
+
+@pytest.mark.parametrize(
+    ("model_name", "layer", "filters", "size"),
+    [
+        ("vgg", "block3_conv3", [0, 5, 9], None),  # the model's own 32×32: a Functional view
+        ("vgg", "block5_conv3", [1, 2, 3], 48),  # another size: the layers called as a chain
+        ("tiny", "conv2", [0, 1, 2, 3], None),
+        ("vgg_bn", "block3_relu3", [0, 1, 2], None),  # the batch-norm variant: a separate ReLU layer
+    ],
+)
+def test_activation_maximisation_raises_the_filters_mean(request, model_name, layer, filters, size) -> None:
+    model = request.getfixturevalue(model_name)
+    result = vggbook.activation_maximisation(model, layer, filters, size=size, steps=30)
+    side = size or model.input_shape[1]
+    crop = side - 2 * (side // 8)
+    assert result.images.shape == (len(filters), crop, crop, 3) and result.images.dtype == np.uint8
+    assert np.all(result.start > 0)
+    assert np.all(result.final >= 5 * result.start), result.final / result.start
+    # Seeded: the same call gives the same images.
+    again = vggbook.activation_maximisation(model, layer, filters, size=size, steps=30)
+    np.testing.assert_array_equal(again.images, result.images)
+
+
+def test_activation_maximisation_wakes_filters_silent_at_the_start(vgg) -> None:
+    # Some of block4_conv3's 64 filters are zero everywhere on their seeded starting noise: a plain ReLU
+    # would pass them no gradient, the leaky ReLU the ascent climbs does.
+    result = vggbook.activation_maximisation(vgg, "block4_conv3", range(64), steps=30)
+    silent = result.start == 0
+    assert silent.any()
+    assert np.all(result.final[silent] > 0.05), result.final[silent]
+    assert np.all(result.final[~silent] >= 5 * result.start[~silent])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"layer": "nope"}, ValueError, "unknown layer name"),
+        ({"layer": "fc2"}, ValueError, "no spatial output"),
+        ({"filters": [64]}, ValueError, r"filter index out of range: 'block3_conv3' has 32 channels"),
+        ({"filters": []}, TypeError, "non-empty sequence of channel indices"),
+        ({"filters": [0.5]}, TypeError, "non-empty sequence of channel indices"),
+        ({"border": 16}, ValueError, "border must be between 0 and 15"),
+        ({"steps": 0}, ValueError, "steps must be at least 1"),
+        ({"size": 0}, ValueError, "size must be a positive number of pixels"),
+    ],
+)
+def test_activation_maximisation_bad_input(vgg, kwargs: dict, error: type, match: str) -> None:
+    args = {"layer": "block3_conv3", "filters": [0], **kwargs}
+    with pytest.raises(error, match=match):
+        vggbook.activation_maximisation(vgg, args.pop("layer"), args.pop("filters"), **args)
+
+
+def test_activation_maximisation_other_size_needs_a_chain() -> None:
+    inputs = keras.Input((16, 16, 3))
+    a = layers.Conv2D(4, 3, padding="same", activation="relu", name="a")(inputs)
+    b = layers.Conv2D(4, 3, padding="same", activation="relu", name="b")(inputs)
+    merged = layers.Add(name="merged")([a, b])
+    model = keras.Model(inputs, layers.Conv2D(4, 3, padding="same", name="c")(merged))
+    with pytest.raises(ValueError, match="form a chain"):
+        vggbook.activation_maximisation(model, "c", [0], size=24)
+    assert vggbook.activation_maximisation(model, "c", [0], steps=2).images.shape == (1, 12, 12, 3)
+
+
+def write_class_index(keras_home, index) -> str:
+    models = keras_home / "models"
+    models.mkdir(parents=True)
+    path = models / "imagenet_class_index.json"
+    path.write_text(json.dumps(index))
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_class_names_offline_fail_fast_without_the_network(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("VGGBOOK_OFFLINE", "1")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("imagenet_class_names tried the network although VGGBOOK_OFFLINE is set")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    with pytest.raises(vggbook.WeightsError, match="imagenet_class_index.json is not in the Keras cache"):
+        vggbook.imagenet_class_names()
+    with pytest.raises(vggbook.WeightsError, match="downloading is off"):
+        vggbook.imagenet_class_names(download=False)
+
+
+def test_class_names_from_the_keras_cache_and_top_k(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("VGGBOOK_OFFLINE", "1")
+    index = {"0": ["n01440764", "tench"], "1": ["n01443537", "goldfish"], "2": ["n01484850", "great_white_shark"]}
+    monkeypatch.setattr(interpret, "CLASS_INDEX_MD5", write_class_index(tmp_path, index))
+    names = vggbook.imagenet_class_names()
+    assert names == ["tench", "goldfish", "great_white_shark"]
+    probabilities = np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    assert vggbook.top_k_classes(probabilities, k=2, names=names) == [
+        [(2, "great_white_shark", 0.5), (1, "goldfish", 0.3)],
+        [(0, "tench", 0.6), (1, "goldfish", 0.3)],
+    ]
+    assert vggbook.top_k_classes(probabilities, k=1) == [[(2, "class 2", 0.5)], [(0, "class 0", 0.6)]]
+
+
+def test_class_names_checks_the_md5_and_the_format(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    digest = write_class_index(tmp_path, {"0": ["n01440764", "tench"], "2": ["n01484850", "great_white_shark"]})
+    with pytest.raises(vggbook.WeightsError, match="md5 is not"):
+        vggbook.imagenet_class_names()
+    monkeypatch.setattr(interpret, "CLASS_INDEX_MD5", digest)
+    with pytest.raises(vggbook.WeightsError, match="is not a class index"):  # class "1" is missing
+        vggbook.imagenet_class_names()
+
+
+@pytest.mark.parametrize(
+    ("probabilities", "kwargs", "match"),
+    [
+        (np.ones(3) / 3, {}, r"shape \(N, classes\)"),
+        (np.ones((1, 3)) / 3, {"k": 4}, "k must be between 1 and 3"),
+        (np.ones((1, 3)) / 3, {"k": 1, "names": ["a", "b"]}, "2 class names for 3 classes"),
+    ],
+)
+def test_top_k_bad_input(probabilities, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        vggbook.top_k_classes(probabilities, **kwargs)
