@@ -1,0 +1,253 @@
+"""The offline shapes dataset, the training function and its input checks, the per-block activation
+scale, and training under tf.distribute.MirroredStrategy (in a subprocess: logical CPU devices must be
+configured before TensorFlow initialises, which in this pytest process has already happened)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import vggbook
+
+TINY = {"width": 1 / 16, "batch_norm": True, "kernel_initializer": "he_normal"}
+
+
+@pytest.fixture(scope="module")
+def tiny_data() -> vggbook.ShapesData:
+    return vggbook.shapes_dataset(40, 20, seed=3)
+
+
+# --- the dataset --------------------------------------------------------------------------------
+
+
+def test_shapes_dataset_is_deterministic_balanced_and_labelled(tiny_data: vggbook.ShapesData) -> None:
+    again = vggbook.shapes_dataset(40, 20, seed=3)
+    for name in ("x_train", "y_train", "x_val", "y_val", "mask_train", "mask_val"):
+        np.testing.assert_array_equal(getattr(tiny_data, name), getattr(again, name), err_msg=name)
+    assert tiny_data.x_train.shape == (40, 32, 32, 3) and tiny_data.x_train.dtype == np.uint8
+    assert tiny_data.x_val.shape == (20, 32, 32, 3)
+    assert tiny_data.mask_val.shape == (20, 32, 32) and tiny_data.mask_val.dtype == bool
+    assert tiny_data.class_names == vggbook.SHAPES
+    assert np.bincount(tiny_data.y_train).tolist() == [8] * 5
+    assert np.bincount(tiny_data.y_val).tolist() == [4] * 5
+    assert tiny_data.train[0] is tiny_data.x_train and tiny_data.validation[1] is tiny_data.y_val
+
+
+def test_seeds_and_splits_differ(tiny_data: vggbook.ShapesData) -> None:
+    other = vggbook.shapes_dataset(40, 20, seed=4)
+    assert not np.array_equal(other.x_train, tiny_data.x_train)
+    # validation is an independent stream, not a copy of the first training images
+    assert not np.array_equal(tiny_data.x_val, tiny_data.x_train[:20])
+
+
+def test_every_image_shows_its_shape_on_the_mask(tiny_data: vggbook.ShapesData) -> None:
+    for image, mask in zip(tiny_data.x_train, tiny_data.mask_train, strict=True):
+        assert 0.03 < mask.mean() < 0.6  # a shape, not a dot and not the whole image
+        inside, outside = image[mask].astype(float).mean(0), image[~mask].astype(float).mean(0)
+        assert np.linalg.norm(inside - outside) > 30  # the shape stands out from its background
+
+
+def test_shapes_dataset_options_and_errors() -> None:
+    small = vggbook.shapes_dataset(6, 0, size=16, classes=("circle", "star"), seed=1)
+    assert small.x_train.shape == (6, 16, 16, 3) and small.x_val.shape == (0, 16, 16, 3)
+    assert small.class_names == ("circle", "star") and set(small.y_train) == {0, 1}
+    with pytest.raises(ValueError, match="subset"):
+        vggbook.shapes_dataset(4, 4, classes=("circle", "hexagon"))
+    with pytest.raises(ValueError, match="subset"):
+        vggbook.shapes_dataset(4, 4, classes=())
+    with pytest.raises(ValueError, match="n_train"):
+        vggbook.shapes_dataset(0, 4)
+    with pytest.raises(ValueError, match="size"):
+        vggbook.shapes_dataset(4, 4, size=4)
+
+
+# --- activation scale per block ---------------------------------------------------------------
+
+
+def test_block_activation_std_shows_the_glorot_collapse_and_its_fixes() -> None:
+    x = vggbook.preprocess(vggbook.sample_image("chelsea", size=64))
+    build = dict(include_top=False, input_shape=(64, 64, 3), width=0.25, seed=0)
+    glorot = vggbook.block_activation_std(vggbook.build_vgg16(kernel_initializer="glorot_uniform", **build), x)
+    he = vggbook.block_activation_std(vggbook.build_vgg16(kernel_initializer="he_normal", **build), x)
+    bn_model = vggbook.build_vgg16(kernel_initializer="he_normal", batch_norm=True, **build)
+    before = [v.numpy().copy() for v in bn_model.non_trainable_variables]
+    bn = vggbook.block_activation_std(bn_model, x, training=True)
+    assert list(glorot) == [f"block{b}" for b in range(1, 6)]
+    assert glorot["block5"] < glorot["block1"] / 10  # Glorot: the scale collapses block by block
+    assert he["block1"] / 3 < he["block5"] < he["block1"] * 3  # He: it is kept
+    assert all(0.2 < v < 2 for v in bn.values())  # batch norm: about 1 everywhere
+    for old, new in zip(before, bn_model.non_trainable_variables, strict=True):
+        np.testing.assert_array_equal(old, new.numpy())  # the moving averages were restored
+
+
+def test_block_activation_std_needs_vgg_blocks() -> None:
+    import keras
+
+    plain = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name="conv")])
+    with pytest.raises(ValueError, match="blockN_pool"):
+        vggbook.block_activation_std(plain, np.zeros((1, 8, 8, 3)))
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+def test_train_vgg_trains_vgg16_and_is_deterministic(tiny_data: vggbook.ShapesData) -> None:
+    kwargs = dict(classes=5, epochs=2, batch_size=16, seed=7, **TINY)
+    model, history = vggbook.train_vgg(tiny_data.train, tiny_data.validation, **kwargs)
+    assert model.name == "vgg16_bn" and model.output_shape == (None, 5)
+    assert len([layer for layer in model.layers if layer.name.endswith(("_conv1", "_conv2", "_conv3"))]) == 13
+    assert [layer.name for layer in model.layers[-3:]] == ["fc1", "fc2", "predictions"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
+        assert len(history[key]) == 2, key
+    assert all(np.isfinite(history["loss"]))
+    again, history_again = vggbook.train_vgg(tiny_data.train, tiny_data.validation, **kwargs)
+    assert history_again["loss"] == history["loss"]
+    for a, b in zip(model.weights, again.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_train_vgg_without_validation_and_with_another_optimizer(tiny_data: vggbook.ShapesData) -> None:
+    optimizer = {"class_name": "sgd", "config": {"momentum": 0.9}}
+    model, history = vggbook.train_vgg(
+        tiny_data.train, classes=5, epochs=1, batch_size=20, optimizer=optimizer, learning_rate=0.01, **TINY
+    )
+    assert "val_loss" not in history and len(history["loss"]) == 1
+    assert type(model.optimizer).__name__ == "SGD" and model.optimizer.momentum == 0.9
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+
+
+@pytest.fixture
+def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make building a model fail: an input error must be raised before any model exists."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was built before the input was checked")
+
+    monkeypatch.setattr("vggbook.training.build_vgg", refuse)
+
+
+@pytest.mark.usefixtures("no_training")
+@pytest.mark.parametrize(
+    ("train", "validation", "classes", "message"),
+    [
+        ((np.zeros((0, 32, 32, 3), np.uint8), np.zeros(0, int)), None, 5, "training set is empty"),
+        ((np.zeros((4, 32, 32, 3), np.uint8), np.zeros(3, int)), None, 5, "4 images but 3 labels"),
+        ((np.zeros((4, 32, 32, 3), np.uint8), np.arange(4)), None, 3, r"labels run from 0 to 3.*classes=3"),
+        ((np.zeros((4, 32, 32, 3), np.uint8), np.array([0, 1, -1, 2])), None, 5, "labels run from -1"),
+        ((np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4)), None, 5, "integer class indices"),
+        ((np.zeros((4, 32, 32, 3), np.uint8), np.eye(4, dtype=int)), None, 4, "integer class indices"),
+        ((np.zeros((4, 32, 32), np.uint8), np.zeros(4, int)), None, 5, r"RGB batch \(N, H, W, 3\)"),
+        (
+            (np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4, int)),
+            (np.zeros((2, 32, 32, 3), np.uint8), np.zeros(3, int)),
+            5,
+            "validation set has 2 images but 3 labels",
+        ),
+        (
+            (np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4, int)),
+            (np.zeros((2, 32, 32, 3), np.uint8), np.array([0, 7])),
+            5,
+            r"validation labels run from 0 to 7",
+        ),
+        (
+            (np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4, int)),
+            (np.zeros((2, 16, 16, 3), np.uint8), np.zeros(2, int)),
+            5,
+            "validation images are",
+        ),
+        (
+            (np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4, int)),
+            (np.zeros((0, 32, 32, 3), np.uint8), np.zeros(0, int)),
+            5,
+            "validation set is empty",
+        ),
+    ],
+    ids=[
+        "empty",
+        "count-mismatch",
+        "head-too-small",
+        "negative-label",
+        "float-labels",
+        "one-hot-labels",
+        "not-rgb",
+        "val-count-mismatch",
+        "val-label-outside-head",
+        "val-other-size",
+        "val-empty",
+    ],
+)
+def test_bad_input_fails_before_training(train, validation, classes, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        vggbook.train_vgg(train, validation, classes=classes, epochs=1, **TINY)
+
+
+@pytest.mark.usefixtures("no_training")
+def test_bad_settings_fail_before_training(tiny_data: vggbook.ShapesData) -> None:
+    with pytest.raises(ValueError, match="classes"):
+        vggbook.train_vgg(tiny_data.train, classes=0)
+    with pytest.raises(ValueError, match="epochs and batch_size"):
+        vggbook.train_vgg(tiny_data.train, classes=5, epochs=0)
+    with pytest.raises(ValueError, match="epochs and batch_size"):
+        vggbook.train_vgg(tiny_data.train, classes=5, batch_size=0)
+
+
+# --- scaling out -------------------------------------------------------------------------------
+
+MIRRORED = textwrap.dedent(
+    """
+    import json
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import vggbook
+
+    data = vggbook.shapes_dataset(48, 16, seed=5)
+    settings = dict(classes=5, epochs=2, batch_size=16, width=1 / 16, batch_norm=True, kernel_initializer="he_normal")
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    model, history = vggbook.train_vgg(data.train, data.validation, strategy=strategy, **settings)
+    alone, history_alone = vggbook.train_vgg(data.train, data.validation, **settings)
+    start = vggbook.build_vgg("D", input_shape=(32, 32, 3), classes=5, width=1 / 16, batch_norm=True,
+                              kernel_initializer="he_normal", seed=0)
+    variables = {}
+    for variable, single, initial in zip(model.weights, alone.weights, start.weights, strict=True):
+        replicas = [np.asarray(r) for r in strategy.experimental_local_results(variable.value)]
+        reference = single.numpy()
+        variables[variable.path] = {
+            "copies": len(replicas),
+            "spread": max(float(np.abs(r - replicas[0]).max()) for r in replicas),
+            "moved": float(np.abs(replicas[0] - initial.numpy()).max()),
+            "vs_one_device": float(np.abs(replicas[0] - reference).max() / max(np.abs(reference).max(), 1e-6)),
+        }
+    print("RESULT " + json.dumps({
+        "replicas": strategy.num_replicas_in_sync,
+        "devices": [str(d) for d in strategy.extended.worker_devices],
+        "variables": variables,
+        "loss": history["loss"],
+        "loss_one_device": history_alone["loss"],
+    }))
+    """
+)
+
+
+def test_training_under_mirrored_strategy_keeps_the_replicas_in_agreement() -> None:
+    done = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=600, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    result = json.loads(lines[-1][len("RESULT ") :])
+    variables = result["variables"]
+    assert result["replicas"] == 2 and len(result["devices"]) == 2
+    # every variable, the batch-norm moving averages included, lives on both CPUs with equal values
+    assert {v["copies"] for v in variables.values()} == {2}
+    assert {path: v["spread"] for path, v in variables.items() if v["spread"] > 0} == {}
+    kernels = [v for path, v in variables.items() if path.endswith("kernel")]
+    assert len(kernels) == 16 and all(v["moved"] > 0 for v in kernels)  # the steps did train
+    # two replicas with half a batch each train like one device with the whole batch, up to rounding
+    np.testing.assert_allclose(result["loss"], result["loss_one_device"], rtol=1e-3)
+    assert max(v["vs_one_device"] for v in variables.values()) < 1e-3  # relative to each variable's size
