@@ -54,7 +54,8 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     ensure_venv()
-    env = dict(os.environ, MPLBACKEND="Agg")
+    # Without MPLBACKEND: where it is set, the chapters' kernels do not draw their figures inline.
+    env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}
     return subprocess.run(commands[argv[0]] + argv[1:], cwd=ROOT, env=env).returncode
 
 
