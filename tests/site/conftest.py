@@ -1,0 +1,212 @@
+"""Browser checks of the built site (issue #6): where the site is, a local web server, headless Chromium.
+
+Run after the build, as `.ci/run` does: `jupyter-book build . -W` then `.venv/bin/pytest tests/site`.
+This is a gate: a missing site, a missing `playwright` package or a missing Chromium FAILS, never skips.
+
+    VGGBOOK_SITE=/path/to/_build/html    the built site (default: _build/html of the repository)
+    VGGBOOK_CHROMIUM=/path/to/chromium   the browser (default: Debian's /usr/bin/chromium)
+
+The chapters are read from the `_toc.yml` next to the site's `_build/` folder (so a copy of the book built
+elsewhere is checked against its own table of contents), else from the repository's. Screenshots go to
+`_build/screenshots/<chapter>.png`, next to `_build/html`. Every request to a host other than 127.0.0.1 is
+blocked: the site has to work without the internet.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = Path(os.environ.get("VGGBOOK_SITE", ROOT / "_build" / "html")).resolve()
+SOURCE = SITE.parent.parent if (SITE.parent.parent / "_toc.yml").is_file() else ROOT
+SCREENSHOTS = SITE.parent / "screenshots"
+CHROMIUM = os.environ.get("VGGBOOK_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 800}  # a laptop screen; the theme's article column is ~750 px wide
+
+# What the browser reports about one page, read once and shared by every check of that page.
+_READ_PAGE = """async () => {
+  const text = (el) => {
+    const copy = el.cloneNode(true);
+    copy.querySelectorAll(".headerlink").forEach((a) => a.remove());
+    return copy.textContent.replace(/\\s+/g, " ").trim();
+  };
+  const article = document.querySelector("article.bd-article");
+  if (!article) return null;
+  const imgs = Array.from(article.querySelectorAll("img"));
+  imgs.forEach((img) => { img.loading = "eager"; });
+  await Promise.allSettled(imgs.map((img) => img.decode()));
+  const outputs = Array.from(article.querySelectorAll(".cell_output"));
+  return {
+    h1: Array.from(article.querySelectorAll("h1")).map(text),
+    h2: Array.from(article.querySelectorAll("h2")).map(text),
+    images: imgs.map((img) => ({
+      src: img.getAttribute("src").slice(0, 120), width: img.naturalWidth, in_output: !!img.closest(".cell_output"),
+    })),
+    error_outputs: outputs.flatMap((o) => Array.from(o.querySelectorAll(".stderr, .traceback, [class*=error]")))
+      .map((el) => el.className + ": " + el.textContent.trim().slice(0, 300)),
+    output_text: outputs.map((o) => o.innerText).join("\\n"),
+    links: Array.from(document.querySelectorAll("a[href]"))
+      .filter((a) => a.origin === location.origin).map((a) => a.href.split("#")[0]),
+    colab_links: Array.from(document.querySelectorAll("a[href*='colab.research.google.com']"))
+      .filter((a) => !article.contains(a)).map((a) => a.href),
+  };
+}"""
+
+
+def toc_entries(source: Path = SOURCE) -> list[str]:
+    """Every page of the book's `_toc.yml` (root first), as paths without suffix, e.g. `book/block1`."""
+    toc = yaml.safe_load((source / "_toc.yml").read_text())
+    entries = [toc["root"]]
+    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
+        entries += [chapter["file"] for chapter in part.get("chapters", [])]
+    return entries
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise every test that takes `chapter` with the pages of the table of contents."""
+    if "chapter" in metafunc.fixturenames:
+        entries = toc_entries()
+        metafunc.parametrize("chapter", entries, ids=[Path(entry).name for entry in entries])
+
+
+@dataclass
+class PageReport:
+    """What one page of the site showed in the browser."""
+
+    url: str
+    status: int | None
+    title: str
+    h1: list[str]
+    h2: list[str]
+    images: list[dict]
+    error_outputs: list[str]
+    output_text: str
+    links: list[str]
+    colab_links: list[str]
+    screenshot: Path
+    blocked: list[str] = field(default_factory=list)
+    local_failures: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    """The built site's folder; fails when it has not been built."""
+    if not (SITE / "index.html").is_file():
+        pytest.fail(f"no built site at {SITE}: run `jupyter-book build .` first (or set VGGBOOK_SITE)")
+    return SITE
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(site: Path) -> Iterator[str]:
+    """Serve the site with Python's http.server on 127.0.0.1 and a free port; yields the base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(site)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Chromium with a fresh profile, as a Playwright browser context; fails when it cannot start."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ModuleNotFoundError:
+        pytest.fail("the Python package `playwright` is missing: pip install -r requirements.txt")
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (or set VGGBOOK_CHROMIUM)")
+    with tempfile.TemporaryDirectory(prefix="vggbook-chromium-") as profile, sync_playwright() as playwright:
+        try:
+            context = playwright.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT
+            )
+        except Error as error:
+            pytest.fail(f"Chromium at {CHROMIUM} did not start: {error}")
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def visit(server: str, browser) -> Callable[[str], PageReport]:
+    """`visit("book/block1")` opens the page once (offline), saves its screenshot and returns its report."""
+    reports: dict[str, PageReport] = {}
+
+    def load(entry: str) -> PageReport:
+        if entry in reports:
+            return reports[entry]
+        blocked: list[str] = []
+        local_failures: list[str] = []
+        page_errors: list[str] = []
+
+        def only_local(route) -> None:
+            if urlsplit(route.request.url).hostname == "127.0.0.1":
+                route.continue_()
+            else:
+                blocked.append(route.request.url)
+                route.abort()
+
+        page = browser.new_page()
+        page.route("**/*", only_local)
+        page.on("pageerror", lambda error: page_errors.append(str(error)))
+        page.on(
+            "response",
+            lambda r: local_failures.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+        )
+        try:
+            response = page.goto(f"{server}/{entry}.html", wait_until="load")
+            page.wait_for_load_state("networkidle")
+            found = page.evaluate(_READ_PAGE)
+            if found is None:
+                pytest.fail(f"{entry}.html has no <article class='bd-article'>: not a Jupyter Book page?")
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            screenshot = SCREENSHOTS / f"{Path(entry).name}.png"
+            page.screenshot(path=str(screenshot), full_page=True)
+            reports[entry] = PageReport(
+                url=page.url,
+                status=response.status if response else None,
+                title=page.title(),
+                screenshot=screenshot,
+                blocked=blocked,
+                local_failures=local_failures,
+                page_errors=page_errors,
+                **found,
+            )
+        finally:
+            page.close()
+        return reports[entry]
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def source() -> Path:
+    """The book's source folder whose `_toc.yml`, `_config.yml` and chapters the site was built from."""
+    return SOURCE

@@ -1,0 +1,123 @@
+"""What a reader of the built site sees, checked in headless Chromium, offline (issue #6).
+
+Every page of `_toc.yml`: it loads with its chapter's title, every figure loads, no cell output shows an
+error, a notebook chapter's Colab button opens that notebook in the repository of `_config.yml`, and the
+chapter's `##` sections are headings on the page. Fixtures and settings: tests/site/conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+# A Python exception's name followed by its message, e.g. "ValueError: ..." (not prose such as "error: 1e-7").
+EXCEPTION = re.compile(r"\b[A-Z]\w*(?:Error|Exception): ")
+FENCE = re.compile(r"^\s*(`{3,}|~{3,}|:{3,})")
+# Jupyter Book 1 writes sphinx-thebe's inline `const THEBE_JS_URL = …` script twice into every page (also in the
+# `jupyter-book create` template), so the second copy throws; the first already defined it. Harmless, upstream.
+KNOWN_JS_ERRORS = re.compile(r"Identifier 'THEBE_JS_URL' has already been declared")
+
+
+def normal(text: str) -> str:
+    """Heading text as the browser shows it: no Markdown marks, plain quotes and dashes, single spaces."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # [text](link) -> text
+    text = text.translate(str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"}))
+    text = text.replace("`", "").replace("*", "").replace("…", "...")
+    return " ".join(text.split())
+
+
+def markdown_of(source: Path, entry: str) -> str:
+    """The Markdown of a chapter: its .md file (front matter dropped) or its notebook's markdown cells."""
+    notebook, page = source / f"{entry}.ipynb", source / f"{entry}.md"
+    if notebook.is_file():
+        cells = json.loads(notebook.read_text())["cells"]
+        return "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    text = page.read_text()
+    if text.startswith("---\n"):
+        text = text.split("\n---\n", 1)[1]
+    return text
+
+
+def headings(markdown: str, level: int) -> list[str]:
+    """The ATX headings of one level, outside fenced blocks (code, directives, dropdowns)."""
+    found, fence = [], None
+    for line in markdown.splitlines():
+        opened = FENCE.match(line)
+        if fence is None and opened:
+            fence = opened.group(1)
+        elif fence is not None:
+            if line.strip().startswith(fence[0] * len(fence)) and not line.strip().strip(fence[0]):
+                fence = None
+        elif line.startswith("#" * level + " "):
+            found.append(normal(line[level + 1 :]))
+    return found
+
+
+def expected_colab_link(source: Path, entry: str) -> str:
+    """The Colab URL of a notebook chapter, from `_config.yml`'s repository and launch_buttons sections."""
+    config = yaml.safe_load((source / "_config.yml").read_text())
+    repository = config["repository"]
+    owner_repo = urlsplit(repository["url"]).path.strip("/").removesuffix(".git")
+    path = "/".join(p for p in (repository.get("path_to_book", "").strip("/"), f"{entry}.ipynb") if p)
+    colab = config["launch_buttons"]["colab_url"].rstrip("/")
+    return f"{colab}/github/{owner_repo}/blob/{repository.get('branch', 'main')}/{path}"
+
+
+def test_page_loads_with_the_chapter_title(chapter: str, visit, source: Path) -> None:
+    page = visit(chapter)
+    (title,) = headings(markdown_of(source, chapter), 1) or [None]
+    assert title, f"{chapter}: the source has no '# ' title"
+    assert page.status == 200, f"{page.url} answered {page.status}"
+    assert title in normal(page.title), f"{page.url}: browser title {page.title!r} lacks the chapter's H1 {title!r}"
+    assert [normal(h) for h in page.h1] == [title], f"{page.url}: article H1s {page.h1}, source title {title!r}"
+
+
+def test_every_image_loads(chapter: str, visit, source: Path) -> None:
+    page = visit(chapter)
+    broken = [image["src"] for image in page.images if image["width"] == 0]
+    assert not broken, f"{page.url}: {len(broken)} image(s) did not load: {broken}"
+    if (source / f"{chapter}.ipynb").is_file():
+        assert any(image["in_output"] for image in page.images), f"{page.url}: a chapter without one figure"
+
+
+def test_no_cell_output_shows_an_error(chapter: str, visit) -> None:
+    page = visit(chapter)
+    assert not page.error_outputs, f"{page.url}: error or stderr outputs: {page.error_outputs}"
+    assert "Traceback" not in page.output_text, f"{page.url}: a traceback in the outputs"
+    shown = EXCEPTION.findall(page.output_text)
+    assert not shown, f"{page.url}: outputs show an exception: {shown}"
+
+
+def test_colab_button_opens_this_notebook(chapter: str, visit, source: Path) -> None:
+    page = visit(chapter)
+    if (source / f"{chapter}.ipynb").is_file():
+        assert page.colab_links == [expected_colab_link(source, chapter)], f"{page.url}: Colab links {page.colab_links}"
+    else:
+        assert not page.colab_links, f"{page.url} is not a notebook but offers Colab: {page.colab_links}"
+
+
+def test_section_headings_are_on_the_page(chapter: str, visit, source: Path) -> None:
+    page = visit(chapter)
+    sections = headings(markdown_of(source, chapter), 2)
+    shown = [normal(h) for h in page.h2]
+    missing = [s for s in sections if s not in shown]
+    assert not missing, f"{page.url}: sections {missing} are not headings on the page (it shows {shown})"
+
+
+def test_links_within_the_site_resolve(chapter: str, visit, site: Path) -> None:
+    page = visit(chapter)
+    targets = {unquote(urlsplit(link).path).lstrip("/") for link in page.links}
+    missing = sorted(t for t in targets if not (site / t).is_file() and not (site / t / "index.html").is_file())
+    assert not missing, f"{page.url} links to pages that are not in the site: {missing}"
+
+
+def test_page_works_offline(chapter: str, visit) -> None:
+    page = visit(chapter)
+    assert not page.local_failures, f"{page.url}: local files failed to load: {page.local_failures}"
+    errors = [e for e in page.page_errors if not KNOWN_JS_ERRORS.fullmatch(e)]
+    assert not errors, f"{page.url}: JavaScript errors without the internet: {errors}"
+    assert page.screenshot.stat().st_size > 0
