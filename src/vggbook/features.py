@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import keras
 import numpy as np
 
-# One extractor model per (model, layer names), kept while the model lives: building a
-# Functional view is cheap, but tracing it again on every call is not.
-_EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Functional views of a model (feature extractors, Grad-CAM and ascent views), kept while the model
+# lives: building a view is cheap, but tracing it again on every call is not.
+_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cached(model: keras.Model, key: tuple, build: Callable[[], object]):
+    """`build()` once per (model, key); later calls return the same object."""
+    per_model = _VIEWS.setdefault(model, {})
+    if key not in per_model:
+        per_model[key] = build()
+    return per_model[key]
 
 
 def default_layers(model: keras.Model) -> list[str]:
@@ -55,11 +63,11 @@ def feature_maps(model: keras.Model, x: np.ndarray, layers: Iterable[str] | None
     pool output), computed in ONE forward pass of a Functional view of `model`. Chapter "block1"."""
     names = default_layers(model) if layers is None else check_layer_names(model, layers)
     x = _as_batch(model, x)
-    per_model = _EXTRACTORS.setdefault(model, {})
-    key = tuple(names)
-    if key not in per_model:
-        # a dict of outputs: with a list, a one-output model returns a bare tensor, not a list
-        outputs = {n: model.get_layer(n).output for n in names}
-        per_model[key] = keras.Model(model.input, outputs, name=f"{model.name}_features")
-    values = per_model[key](x, training=False)
+    # a dict of outputs: with a list, a one-output model returns a bare tensor, not a list
+    extractor = _cached(
+        model,
+        ("features", *names),
+        lambda: keras.Model(model.input, {n: model.get_layer(n).output for n in names}, name=f"{model.name}_features"),
+    )
+    values = extractor(x, training=False)
     return {name: keras.ops.convert_to_numpy(values[name]) for name in names}

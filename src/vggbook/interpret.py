@@ -5,7 +5,6 @@ and ImageNet's class names for reading the classifier's output (chapter "classif
 from __future__ import annotations
 
 import json
-import weakref
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -13,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vggbook.features import _as_batch, check_layer_names
+from vggbook.features import _as_batch, _cached, check_layer_names
 from vggbook.images import CAFFE_MEAN_BGR, deprocess
 from vggbook.weights import WeightsError, cached_file
 
@@ -33,16 +32,6 @@ CLASS_INDEX_URL = "https://storage.googleapis.com/download.tensorflow.org/data/i
 CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"
 
 LEAK = 0.1  # activation maximisation: slope below zero of the ReLU it climbs (see _probe)
-
-# Functional views (and compiled ascent steps) per model, kept while the model lives, as in features.py.
-_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _cached(model: keras.Model, key: tuple, build: Callable[[], object]):
-    per_model = _VIEWS.setdefault(model, {})
-    if key not in per_model:
-        per_model[key] = build()
-    return per_model[key]
 
 
 def _spatial_output(model: keras.Model, layer: str) -> keras.KerasTensor:
