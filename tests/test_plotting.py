@@ -187,3 +187,68 @@ def test_plot_architecture_draws_every_layer():
 
 def test_backend_is_agg():
     assert matplotlib.get_backend().lower() == "agg"
+
+
+def _drawn_texts(fig: Figure) -> list[matplotlib.text.Text]:
+    """The non-empty texts a reader sees: titles, labels and tick labels of axes that are shown, free texts."""
+    texts = list(fig.texts)
+    for ax in fig.axes:
+        texts += [ax.title, ax._left_title, ax._right_title, *ax.texts]
+        if ax.axison:
+            texts += [ax.xaxis.label, ax.yaxis.label, *ax.get_xticklabels(), *ax.get_yticklabels()]
+    return [t for t in texts if t.get_visible() and t.get_text().strip()]
+
+
+def _text_outside(fig: Figure) -> list[str]:
+    """Draw `fig` and return the texts that stick out of it (a clipped title, a cut-off label)."""
+    fig.canvas.draw()
+    page = fig.bbox.padded(1)  # one pixel of rounding
+    outside = []
+    for text in _drawn_texts(fig):
+        box = text.get_window_extent()
+        if not (page.contains(box.x0, box.y0) and page.contains(box.x1, box.y1)):
+            outside.append(text.get_text())
+    return outside
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda: vggbook.plot_feature_maps(np.random.default_rng(0).random((14, 14, 512)), "block5_conv3"),
+        lambda: vggbook.plot_feature_maps(np.random.default_rng(0).random((224, 224, 64)), "block1_conv1"),
+        lambda: vggbook.plot_feature_maps(np.random.default_rng(0).random((8, 8, 3)), "x"),
+        lambda: vggbook.plot_strongest(np.zeros((224, 224, 3), np.uint8), np.ones((14, 14, 512)), "block5_conv3"),
+        lambda: vggbook.plot_filters(np.ones((3, 3, 3, 64))),
+        lambda: vggbook.plot_architecture("E"),
+    ],
+    ids=["montage-512", "montage-64", "montage-3", "strongest", "filters", "architecture"],
+)
+def test_figures_fit_the_page(draw):
+    # The site shows a figure at most PAGE_WIDTH inches wide at its own size; a wider one is scaled down and
+    # its labels with it. Nothing may be cut off at the figure's edge, and no label may be tiny.
+    fig = draw()
+    assert fig.get_figwidth() <= vggbook.PAGE_WIDTH
+    assert _text_outside(fig) == []
+    assert min(t.get_fontsize() for t in _drawn_texts(fig)) >= 6.5
+
+
+def test_text_outside_catches_a_clipped_title():
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.set_axis_off()
+    ax.set_title("a title much too long for a two-inch figure to hold")
+    assert _text_outside(fig) == ["a title much too long for a two-inch figure to hold"]
+
+
+def test_figures_draw_into_panels_of_one_figure():
+    # The training chapter compares before and after in one figure: each helper draws into a subfigure.
+    fig = plt.figure(figsize=(vggbook.PAGE_WIDTH, 4), layout="constrained")
+    left, right = fig.subfigures(1, 2)
+    assert vggbook.plot_feature_maps(np.ones((8, 8, 16)), "before", fig=left) is left
+    assert vggbook.plot_filters(np.ones((3, 3, 3, 8)), "after", fig=right) is right
+    assert len(left.axes) == 2 and len(right.axes) == 1  # montage + colour bar; filters
+    strongest = plt.figure(figsize=(vggbook.PAGE_WIDTH, 3))
+    vggbook.plot_strongest(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8, 16)), "x", k=2, fig=strongest)
+    assert [ax.get_title().split("\n")[0] for ax in strongest.axes if ax.get_title()][0] == "input"
+    assert len([ax for ax in strongest.axes if ax.images]) == 3  # photo and two channels, one row
+    assert _renders(fig) and _renders(strongest)
+    plt.close("all")

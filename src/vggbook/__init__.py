@@ -14,6 +14,7 @@ from vggbook.features import default_layers, feature_maps
 from vggbook.images import SAMPLES, deprocess, load_image, preprocess, resize_and_crop, sample_image
 from vggbook.interpret import *  # noqa: F403  (its __all__ lists the interpretation tools)
 from vggbook.plotting import (
+    PAGE_WIDTH,
     draw_box,
     overlay_heatmap,
     plot_architecture,
@@ -28,6 +29,7 @@ from vggbook.weights import WeightsError, describe_weights, imagenet_weights_pat
 
 __version__ = "0.1.0"
 __all__ = [
+    "PAGE_WIDTH",
     "VGG_CONFIGS",
     "SAMPLES",
     "WeightsError",

@@ -9,13 +9,21 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Polygon, Rectangle
 from skimage.util import montage
 
 from vggbook.architecture import VGG_CONFIGS, parse_conv
 
 BLOCK_COLOURS = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974")
+# Width of the site's text column in inches at Matplotlib's 100 dpi (688 px): a figure this wide is shown
+# at its own size, so its 8–10 pt labels stay 8–10 pt. Every figure of the book is at most this wide.
+PAGE_WIDTH = 6.9
+
+
+def _figure(fig: Figure | SubFigure | None, figsize: tuple[float, float]) -> Figure | SubFigure:
+    """`fig` itself (a figure, or a panel of one made with `fig.subfigures`), else a new figure."""
+    return fig if fig is not None else plt.figure(figsize=figsize, layout="compressed")
 
 
 def _channels_last(fmap: np.ndarray) -> np.ndarray:
@@ -42,11 +50,14 @@ def plot_feature_maps(
     rank: bool = True,
     max_channels: int | None = None,
     cmap: str = "viridis",
-    width: float = 9.0,
-) -> Figure:
+    width: float = PAGE_WIDTH,
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
     """Every channel of one layer's map as ONE montage image, each channel scaled to its own
     min–max, optionally ranked by mean activation, with a colour bar and a title giving the
-    layer, shape and number of all-zero channels. Chapter "block1" and every block chapter."""
+    layer, shape and number of all-zero channels; drawn into `fig` (e.g. one of
+    `fig.subfigures(...)`) or a new figure `width` inches wide. Chapter "block1" and every block
+    chapter; chapter "training" (before and after training)."""
     maps = _channels_last(fmap)
     order = rank_channels(maps) if rank else np.arange(maps.shape[-1])
     if max_channels is not None:
@@ -60,38 +71,52 @@ def plot_feature_maps(
     cols = math.ceil(math.sqrt(len(order)))
     pad = max(1, maps.shape[0] // 28)
     grid = montage(stack, fill=np.nan, grid_shape=(math.ceil(len(order) / cols), cols), padding_width=pad)
-    fig, ax = plt.subplots(figsize=(width, width * grid.shape[0] / grid.shape[1] + 0.6), layout="constrained")
+    fig = _figure(fig, (width, 0.95 * width * grid.shape[0] / grid.shape[1] + 1.2))
+    ax = fig.subplots()
     colormap = matplotlib.colormaps[cmap].with_extremes(bad="white")
     shown = ax.imshow(grid, cmap=colormap, vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     shape = "×".join(map(str, maps.shape))
     what = f"{len(order)} of {maps.shape[-1]}" if len(order) < maps.shape[-1] else f"all {len(order)}"
     ranked = ", strongest first" if rank else ""
-    ax.set_title(f"{layer} {shape}: {what} channels{ranked}; {dead} all zero", fontsize=11)
-    fig.colorbar(shown, ax=ax, shrink=0.6, label="activation, scaled per channel")
+    ax.set_title(f"{layer} {shape}\n{what} channels{ranked}; {dead} all zero", fontsize=10)
+    # below the montage, so the tiles get the whole width
+    fig.colorbar(shown, ax=ax, location="bottom", shrink=0.5, aspect=40, label="activation, scaled per channel")
     return fig
 
 
-def plot_strongest(image: np.ndarray, fmap: np.ndarray, layer: str = "", k: int = 4, cmap: str = "viridis") -> Figure:
-    """The input photo beside the `k` channels with the highest mean activation, large, each
-    with its own colour bar in activation units (block chapters)."""
+def plot_strongest(
+    image: np.ndarray,
+    fmap: np.ndarray,
+    layer: str = "",
+    k: int = 5,
+    cmap: str = "viridis",
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
+    """The input photo and the `k` channels with the highest mean activation, three panels to a
+    row, each channel with its own colour bar in activation units; drawn into `fig` or a new
+    figure as wide as the page (block chapters, chapter "training")."""
     maps = _channels_last(fmap)
     top = rank_channels(maps)[:k]
-    fig, axes = plt.subplots(1, k + 1, figsize=(2.6 * (k + 1), 2.9), layout="constrained")
+    rows = math.ceil((k + 1) / 3)
+    fig = _figure(fig, (PAGE_WIDTH, 2.3 * rows))
+    axes = fig.subplots(rows, 3, squeeze=False).ravel()
     axes[0].imshow(image)
-    axes[0].set_title("input")
-    for ax, c in zip(axes[1:], top, strict=True):
+    axes[0].set_title("input", fontsize=9)
+    for ax, c in zip(axes[1:], top, strict=False):
         shown = ax.imshow(maps[:, :, c], cmap=cmap, interpolation="nearest")
         ax.set_title(f"{layer} ch {c}\nmean {maps[:, :, c].mean():.3g}", fontsize=9)
-        fig.colorbar(shown, ax=ax, shrink=0.7)
+        fig.colorbar(shown, ax=ax, shrink=0.8)
     for ax in axes:
         ax.set_axis_off()
     return fig
 
 
-def plot_filters(kernel: np.ndarray, title: str = "first-layer filters") -> Figure:
+def plot_filters(
+    kernel: np.ndarray, title: str = "first-layer filters", fig: Figure | SubFigure | None = None
+) -> Figure | SubFigure:
     """First-layer kernels (3, 3, 3, N) as N colour patches, all scaled together so their
-    relative strength shows (chapter "block1", chapter "training")."""
+    relative strength shows; drawn into `fig` or a new figure (chapter "block1", chapter "training")."""
     kernel = np.asarray(kernel)
     if kernel.ndim != 4 or kernel.shape[2] != 3:
         raise ValueError(f"expected RGB-input kernels (k, k, 3, N), got shape {kernel.shape}")
@@ -107,9 +132,10 @@ def plot_filters(kernel: np.ndarray, title: str = "first-layer filters") -> Figu
         padding_width=1,
         channel_axis=-1,
     )
-    fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
+    fig = _figure(fig, (4.5, 4.8))
+    ax = fig.subplots()
     ax.imshow(grid, interpolation="nearest")
-    ax.set_title(f"{title}: {len(patches)} × {kernel.shape[0]}×{kernel.shape[1]}×3 (grey = 0)")
+    ax.set_title(f"{title}\n{len(patches)} × {kernel.shape[0]}×{kernel.shape[1]}×3, grey = 0", fontsize=10)
     ax.set_axis_off()
     return fig
 
@@ -148,7 +174,7 @@ def plot_architecture(config: str = "D", input_size: int = 224, title: str | Non
     """The network drawn from `VGG_CONFIGS`: each conv/pool output a slab whose height follows
     its spatial size and whose depth follows its channels, blocks coloured, shapes labelled,
     then the fully connected head (chapter "architecture")."""
-    fig, ax = plt.subplots(figsize=(14, 4.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 3.3), layout="constrained")
     x, size = 0.0, input_size
 
     def slab(x: float, h: float, d: float, colour: str, label: str) -> float:
