@@ -243,6 +243,16 @@ def test_auto_with_the_host_unreachable_falls_back_to_random(empty_cache, monkey
     assert NOTOP_NAME in model.weights_source
 
 
+def test_auto_without_name_resolution_says_no_network(empty_cache, monkeypatch):
+    # A machine without network cannot resolve the weights' host: the page says so in words, not "[Errno -2]".
+    monkeypatch.delenv("VGGBOOK_OFFLINE")
+    monkeypatch.setattr(vggbook.weights, "BASE_URL", "https://weights.vggbook.invalid/keras-applications")
+    model = vggbook.build_vgg16(include_top=False, input_shape=(32, 32, 3), weights="auto")
+    assert "cannot reach weights.vggbook.invalid" in model.weights_source
+    assert "no network (the name does not resolve)" in model.weights_source
+    assert "Errno" not in model.weights_source
+
+
 def test_imagenet_offline_raises(empty_cache):
     with pytest.raises(WeightsError, match="VGGBOOK_OFFLINE"):
         vggbook.build_vgg16(include_top=False, input_shape=(32, 32, 3), kernel_initializer="zeros", weights="imagenet")
