@@ -53,6 +53,10 @@ _READ_PAGE = """async () => {
   };
   const article = document.querySelector("article.bd-article");
   if (!article) return null;
+  if (window.MathJax && MathJax.startup) await MathJax.startup.promise;  // the first typesetting is done
+  const prose = article.cloneNode(true);
+  prose.querySelectorAll("pre, code, script, style").forEach((el) => el.remove());
+  const formulas = Array.from(article.querySelectorAll(".math"));
   const imgs = Array.from(article.querySelectorAll("img"));
   imgs.forEach((img) => { img.loading = "eager"; });
   await Promise.allSettled(imgs.map((img) => img.decode()));
@@ -70,6 +74,9 @@ _READ_PAGE = """async () => {
       .filter((a) => a.origin === location.origin).map((a) => a.href.split("#")[0]),
     colab_links: Array.from(document.querySelectorAll("a[href*='colab.research.google.com']"))
       .filter((a) => !article.contains(a)).map((a) => a.href),
+    formulas: formulas.length,
+    formulas_typeset: formulas.filter((m) => m.querySelector("mjx-container, .katex")).length,
+    raw_tex: prose.textContent.match(/\\\\[([].{0,40}/g) || [],
   };
 }"""
 
@@ -104,6 +111,9 @@ class PageReport:
     output_text: str
     links: list[str]
     colab_links: list[str]
+    formulas: int  # the `.math` elements Sphinx wrote, as `\(...\)` or `\[...\]`
+    formulas_typeset: int  # those that MathJax (or KaTeX) typeset
+    raw_tex: list[str]  # every `\(` and `\[` left in the article's text outside code, with what follows
     screenshot: Path
     blocked: list[str] = field(default_factory=list)
     local_failures: list[str] = field(default_factory=list)

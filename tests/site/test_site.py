@@ -1,8 +1,9 @@
 """What a reader of the built site sees, checked in headless Chromium, offline (issue #6).
 
 Every page of `_toc.yml`: it loads with its chapter's title, every figure loads, no cell output shows an
-error, a notebook chapter's Colab button opens that notebook in the repository of `_config.yml`, and the
-chapter's `##` sections are headings on the page. Fixtures and settings: tests/site/conftest.py.
+error, a notebook chapter's Colab button opens that notebook in the repository of `_config.yml`, the
+chapter's `##` sections are headings on the page, and its formulas are typeset by the site's own MathJax.
+Fixtures and settings: tests/site/conftest.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import yaml
 # A Python exception's name followed by its message, e.g. "ValueError: ..." (not prose such as "error: 1e-7").
 EXCEPTION = re.compile(r"\b[A-Z]\w*(?:Error|Exception): ")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,}|:{3,})")
+# Math in MyST Markdown (dollarmath, amsmath, the math role and directive), searched outside `inline code`.
+MATH = re.compile(r"\$\$|\$[^\s$][^$\n]*\$|\{math\}|\\begin\{")
 # Jupyter Book 1 writes sphinx-thebe's inline `const THEBE_JS_URL = …` script twice into every page (also in the
 # `jupyter-book create` template), so the second copy throws; the first already defined it. Harmless, upstream.
 KNOWN_JS_ERRORS = re.compile(r"Identifier 'THEBE_JS_URL' has already been declared")
@@ -121,3 +124,14 @@ def test_page_works_offline(chapter: str, visit) -> None:
     errors = [e for e in page.page_errors if not KNOWN_JS_ERRORS.fullmatch(e)]
     assert not errors, f"{page.url}: JavaScript errors without the internet: {errors}"
     assert page.screenshot.stat().st_size > 0
+
+
+def test_formulas_are_typeset_offline(chapter: str, visit, source: Path) -> None:
+    page = visit(chapter)
+    if MATH.search(re.sub(r"`[^`\n]*`", "", markdown_of(source, chapter))):
+        assert page.formulas, f"{page.url}: the chapter's Markdown has math, the page shows no formula"
+    assert page.formulas_typeset == page.formulas, (
+        f"{page.url}: {page.formulas - page.formulas_typeset} of {page.formulas} formulas are not typeset "
+        "(offline, MathJax has to come from the site itself: `sphinx-mathjax-offline` in _config.yml)"
+    )
+    assert not page.raw_tex, f"{page.url}: raw TeX in the text: {page.raw_tex}"
