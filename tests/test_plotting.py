@@ -7,6 +7,7 @@ import io
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
@@ -252,3 +253,31 @@ def test_figures_draw_into_panels_of_one_figure():
     assert len([ax for ax in strongest.axes if ax.images]) == 3  # photo and two channels, one row
     assert _renders(fig) and _renders(strongest)
     plt.close("all")
+
+
+def test_numbered_table_as_myst_and_as_html():
+    frame = pd.DataFrame(
+        {"params": [1792, 36928], "share": [0.1, 0.25], "shape": [(224, 224, 64), (112, 112, 64)]},
+        index=pd.Index(["block1_conv1", "a|b"], name="layer"),
+    )
+    caption = "What `block1` costs."  # `code` in a caption: the fence must be one of tildes
+    table = vggbook.numbered_table(frame, "tab-cost", caption, {"params": "{:,}", "share": "{:.1%}"})
+    assert table._repr_markdown_().splitlines() == [
+        "~~~{table} What `block1` costs.",
+        ":name: tab-cost",
+        "",
+        "| layer | params | share | shape |",
+        "|:--|--:|--:|:--|",  # numbers right-aligned
+        "| block1_conv1 | 1,792 | 10.0% | (224, 224, 64) |",
+        "| a\\|b | 36,928 | 25.0% | (112, 112, 64) |",  # a "|" in a cell does not split it
+        "~~~",
+    ]
+    html = table._repr_html_()
+    assert "<caption>What `block1` costs.</caption>" in html and "36,928" in html and "25.0%" in html
+
+
+def test_numbered_table_refuses_bad_input():
+    with pytest.raises(TypeError, match="DataFrame"):
+        vggbook.numbered_table([[1, 2]], "tab-x", "x")
+    with pytest.raises(ValueError, match=r"unknown column\(s\) \['param'\]"):
+        vggbook.numbered_table(pd.DataFrame({"params": [1]}), "tab-x", "x", {"param": "{:,}"})

@@ -16,6 +16,7 @@ from vggbook.interpret import *  # noqa: F403  (its __all__ lists the interpreta
 from vggbook.plotting import (
     PAGE_WIDTH,
     draw_box,
+    numbered_table,
     overlay_heatmap,
     plot_architecture,
     plot_feature_maps,
@@ -46,6 +47,7 @@ __all__ = [
     "layer_table",
     "load_image",
     "load_weights_file",
+    "numbered_table",
     "overlay_heatmap",
     "parse_conv",
     "plot_architecture",

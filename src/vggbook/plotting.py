@@ -1,5 +1,5 @@
-"""Figures: feature-map montages (one image per layer), filters, receptive-field boxes,
-heat-map overlays and the architecture drawing. Each function names the chapter that uses it."""
+"""Figures and tables: feature-map montages (one image per layer), filters, receptive-field boxes,
+heat-map overlays, the architecture drawing, numbered tables. Each function names the chapter that uses it."""
 
 from __future__ import annotations
 
@@ -221,3 +221,53 @@ def plot_architecture(config: str = "D", input_size: int = 224, title: str | Non
     name = {"D": "VGG16", "E": "VGG19"}.get(config, f"VGG config {config}")
     ax.set_title(title or f"{name}: slab height ∝ spatial size, depth ∝ log(channels)")
     return fig
+
+
+class NumberedTable:
+    """A DataFrame with a name and a caption. In the book it renders as a MyST `{table}`, numbered and
+    cited with {numref}`name` (its Markdown form; `_config.yml` gives Markdown the precedence and parses
+    it as MyST); in Jupyter or Colab as the usual HTML table, its caption on top."""
+
+    def __init__(self, frame: pd.DataFrame, name: str, caption: str, formats: dict[str, str] | None = None):
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"numbered_table needs a pandas DataFrame, got {type(frame).__name__}")
+        unknown = set(formats or {}) - set(frame.columns)
+        if unknown:
+            raise ValueError(f"formats for unknown column(s) {sorted(unknown)}; columns: {list(frame.columns)}")
+        self.frame, self.name, self.caption, self.formats = frame, name, caption, dict(formats or {})
+
+    def _cell(self, column: object, value: object) -> str:
+        if column in self.formats:
+            text = self.formats[column].format(value)
+        elif isinstance(value, float | np.floating):
+            text = f"{value:.4g}"
+        else:
+            text = str(value)
+        return text.replace("|", "\\|")
+
+    def _repr_markdown_(self) -> str:
+        frame = self.frame.infer_objects()  # a transposed frame has object columns: find the numbers
+        header = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
+        numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+        lines = [
+            "| " + " | ".join(header) + " |",
+            "|:--|" + "".join("--:|" if n else ":--|" for n in numeric),
+        ]
+        for index, row in frame.iterrows():
+            cells = [self._cell(None, index)] + [self._cell(c, v) for c, v in row.items()]
+            lines.append("| " + " | ".join(cells) + " |")
+        table = "\n".join(lines)
+        # a tilde fence: a caption may hold `code`, and backticks cannot follow a backtick fence
+        return f"~~~{{table}} {self.caption}\n:name: {self.name}\n\n{table}\n~~~\n"
+
+    def _repr_html_(self) -> str:
+        styler = self.frame.style.format({c: f.format for c, f in self.formats.items()})
+        return styler.set_caption(self.caption).to_html()
+
+
+def numbered_table(
+    frame: pd.DataFrame, name: str, caption: str, formats: dict[str, str] | None = None
+) -> NumberedTable:
+    """`frame` shown as a numbered table the prose can cite with {numref}`name`; `formats` maps a column
+    to a format string such as "{:,}" (chapter "architecture", block chapters, chapter "training")."""
+    return NumberedTable(frame, name, caption, formats)

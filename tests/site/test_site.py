@@ -135,3 +135,21 @@ def test_formulas_are_typeset_offline(chapter: str, visit, source: Path) -> None
         "(offline, MathJax has to come from the site itself: `sphinx-mathjax-offline` in _config.yml)"
     )
     assert not page.raw_tex, f"{page.url}: raw TeX in the text: {page.raw_tex}"
+
+
+def test_figures_are_shown_at_their_own_size(chapter: str, visit) -> None:
+    # A figure wider than the column is scaled down and its labels with it: the book's figures are drawn at most
+    # vggbook.PAGE_WIDTH inches wide, so that the browser shows them at (nearly) their own size.
+    page = visit(chapter)
+    shrunk = [
+        f"{image['src'][:60]}…: {image['width']} px shown at {image['shown']:.0f} px"
+        for image in page.images
+        if image["in_output"] and image["shown"] < 0.95 * image["width"]
+    ]
+    assert not shrunk, f"{page.url}: figures scaled down by more than 5 %: {shrunk}"
+
+
+def test_code_fits_the_column(chapter: str, visit) -> None:
+    # Code the reader must scroll sideways to read (conftest leaves out the Colab install line).
+    page = visit(chapter)
+    assert not page.scrolling_code, f"{page.url}: code cells wider than the column (they scroll): {page.scrolling_code}"
