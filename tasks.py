@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -45,6 +46,24 @@ def ensure_venv() -> None:
     STAMP.write_text(digest)
 
 
+def forget_stale_outputs() -> None:
+    """The execution cache keys a chapter on its own cells only: drop it when the helper package changed,
+    so that `book` re-runs the chapters instead of showing outputs of the old helper."""
+    build = ROOT / "_build"
+    cache, stamp = build / ".jupyter_cache", build / ".vggbook.sha256"
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "vggbook").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    stale = [cache, build / ".doctrees"]  # Sphinx re-reads a page only without its doctree
+    built_before = any(path.exists() for path in stale)
+    if built_before and (not stamp.exists() or stamp.read_text() != digest.hexdigest()):
+        print("src/vggbook changed since the last build: every chapter runs again", flush=True)
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+    build.mkdir(exist_ok=True)
+    stamp.write_text(digest.hexdigest())
+
+
 def main(argv: list[str]) -> int:
     commands = {
         "test": [str(BIN / "python"), "-m", "pytest"],
@@ -54,6 +73,8 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     ensure_venv()
+    if argv[0] == "book":
+        forget_stale_outputs()
     # Without MPLBACKEND: where it is set, the chapters' kernels do not draw their figures inline.
     env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}
     return subprocess.run(commands[argv[0]] + argv[1:], cwd=ROOT, env=env).returncode
