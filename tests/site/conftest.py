@@ -68,9 +68,9 @@ _READ_PAGE = """async () => {
       src: img.getAttribute("src").slice(0, 120), width: img.naturalWidth, in_output: !!img.closest(".cell_output"),
       shown: img.getBoundingClientRect().width,
     })),
-    // code that the reader has to scroll sideways to read: (first line, hidden width in px); not the Colab
-    // install line, a magic that cannot be split and that nobody needs to read on the site
-    scrolling_code: Array.from(article.querySelectorAll(".cell_input pre"))
+    // code or printed output the reader has to scroll sideways to read: (first line, hidden px); not the
+    // Colab install line, a magic that cannot be split and that nobody needs to read on the site
+    scrolling_code: Array.from(article.querySelectorAll(".cell_input pre, .cell_output pre"))
       .filter((pre) => pre.scrollWidth > pre.clientWidth + 1 && !pre.textContent.includes("%pip install"))
       .map((pre) => [pre.textContent.split("\\n").find((l) => l.trim()) || "", pre.scrollWidth - pre.clientWidth]),
     error_outputs: outputs.flatMap((o) => Array.from(o.querySelectorAll(".stderr, .traceback, [class*=error]")))
@@ -120,7 +120,7 @@ class PageReport:
     formulas: int  # the `.math` elements Sphinx wrote, as `\(...\)` or `\[...\]`
     formulas_typeset: int  # those that MathJax (or KaTeX) typeset
     raw_tex: list[str]  # every `\(` and `\[` left in the article's text outside code, with what follows
-    scrolling_code: list[list]  # code cells wider than the column: [first line, hidden px]
+    scrolling_code: list[list]  # code or output wider than the column: [first line, hidden px]
     screenshot: Path
     blocked: list[str] = field(default_factory=list)
     local_failures: list[str] = field(default_factory=list)

@@ -149,7 +149,25 @@ def test_figures_are_shown_at_their_own_size(chapter: str, visit) -> None:
     assert not shrunk, f"{page.url}: figures scaled down by more than 5 %: {shrunk}"
 
 
-def test_code_fits_the_column(chapter: str, visit) -> None:
-    # Code the reader must scroll sideways to read (conftest leaves out the Colab install line).
+def test_code_and_output_fit_the_column(chapter: str, visit) -> None:
+    # Code or printed output the reader must scroll sideways to read (conftest leaves out the Colab
+    # install line). The code is formatted to fit; printed lines wrap (book/_static/book.css).
     page = visit(chapter)
-    assert not page.scrolling_code, f"{page.url}: code cells wider than the column (they scroll): {page.scrolling_code}"
+    assert not page.scrolling_code, (
+        f"{page.url}: code or output wider than the column (it scrolls): {page.scrolling_code}"
+    )
+
+
+def test_no_stray_values_below_cells(chapter: str, site: Path, source: Path) -> None:
+    # A cell that ends in a call such as `gc.collect()` shows its return value ("4211") below the cell:
+    # noise on the page. Rich results (tables, figures, Markdown) are meant; a bare plain-text value is not.
+    if not (source / f"{chapter}.ipynb").is_file():
+        return
+    executed = json.loads((site.parent / "jupyter_execute" / f"{chapter}.ipynb").read_text())
+    stray = [
+        (number, "".join(output["data"]["text/plain"])[:60])
+        for number, cell in enumerate(executed["cells"])
+        for output in cell.get("outputs", [])
+        if output["output_type"] == "execute_result" and set(output["data"]) == {"text/plain"}
+    ]
+    assert not stray, f"{chapter}: cells whose last line shows a bare value (cell number, value): {stray}"
