@@ -69,12 +69,14 @@ def cached_file(remote: str, md5: str, *, download: bool) -> Path:
     host = parts.hostname
     try:  # fail fast offline: keras.utils.get_file itself has no timeout
         socket.create_connection((host, parts.port or 443), timeout=PROBE_TIMEOUT).close()
-    except socket.gaierror:  # "[Errno -2] Name or service not known" says little to a reader
-        raise WeightsError(f"cannot reach {host} to download {name}: no network (the name does not resolve)") from None
-    except TimeoutError:
-        raise WeightsError(f"cannot reach {host} to download {name}: no answer within {PROBE_TIMEOUT:g} s") from None
-    except OSError as err:
-        raise WeightsError(f"cannot reach {host} to download {name}: {err.strerror or err}") from None
+    except OSError as err:  # in words: "[Errno -2] Name or service not known" says little to a reader
+        if isinstance(err, socket.gaierror):
+            why = "no network (the name does not resolve)"
+        elif isinstance(err, TimeoutError):
+            why = f"no answer within {PROBE_TIMEOUT:g} s"
+        else:
+            why = err.strerror or str(err)
+        raise WeightsError(f"cannot reach {host} to download {name}: {why}") from None
     try:
         return Path(
             keras.utils.get_file(name, url, cache_subdir="models", file_hash=md5, cache_dir=str(keras_cache_dir()))
