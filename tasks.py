@@ -23,11 +23,16 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".requirements.sha256"
 
 
-def requirements_digest() -> str:
+def digest_of(paths: list[Path]) -> str:
+    """sha256 of the files' contents, in the order given."""
     digest = hashlib.sha256()
-    for name in ("requirements.txt", "pyproject.toml"):
-        digest.update((ROOT / name).read_bytes())
+    for path in paths:
+        digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def requirements_digest() -> str:
+    return digest_of([ROOT / "requirements.txt", ROOT / "pyproject.toml"])
 
 
 def ensure_venv() -> None:
@@ -51,17 +56,15 @@ def forget_stale_outputs() -> None:
     so that `book` re-runs the chapters instead of showing outputs of the old helper."""
     build = ROOT / "_build"
     cache, stamp = build / ".jupyter_cache", build / ".vggbook.sha256"
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "src" / "vggbook").rglob("*.py")):
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    digest = digest_of(sorted((ROOT / "src" / "vggbook").rglob("*.py")))
     stale = [cache, build / ".doctrees"]  # Sphinx re-reads a page only without its doctree
     built_before = any(path.exists() for path in stale)
-    if built_before and (not stamp.exists() or stamp.read_text() != digest.hexdigest()):
+    if built_before and (not stamp.exists() or stamp.read_text() != digest):
         print("src/vggbook changed since the last build: every chapter runs again", flush=True)
         for path in stale:
             shutil.rmtree(path, ignore_errors=True)
     build.mkdir(exist_ok=True)
-    stamp.write_text(digest.hexdigest())
+    stamp.write_text(digest)
 
 
 def main(argv: list[str]) -> int:
