@@ -281,3 +281,28 @@ def test_numbered_table_refuses_bad_input():
         vggbook.numbered_table([[1, 2]], "tab-x", "x")
     with pytest.raises(ValueError, match=r"unknown column\(s\) \['param'\]"):
         vggbook.numbered_table(pd.DataFrame({"params": [1]}), "tab-x", "x", {"param": "{:,}"})
+
+
+def test_layer_table_view_reads_like_a_book(vgg16_full):
+    table = vggbook.layer_table(vgg16_full)
+    view = vggbook.layer_table_view(table, "tab-layers", "Every layer.", columns=tuple(vggbook.plotting.LAYER_HEADERS))
+    lines = view._repr_markdown_().splitlines()
+    header = [cell.strip() for cell in lines[3].strip("|").split("|")]
+    assert header[0] == "layer" and all("_" not in h for h in header), header  # words, not column names
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[5:-1]}
+    conv = dict(zip(header, rows["block1_conv2"], strict=True))
+    assert conv["output"] == "224×224×64" and conv["parameters"] == "36,928"
+    assert conv["MACs (millions)"] == "1,849.7" and conv["activations (KiB)"] == "12,544"
+    assert conv["receptive field (px)"] == "5" and conv["padding (px)"] == "2"
+    fc1 = dict(zip(header, rows["fc1"], strict=True))
+    assert fc1["parameters"] == "102,764,544" and fc1["receptive field (px)"] == "–"
+    assert dict(zip(header, rows["block5_pool"], strict=True))["receptive field (px)"] == "212"
+    with pytest.raises(ValueError, match="unknown layer-table column"):
+        vggbook.layer_table_view(table, "tab-x", "x", columns=("macs", "flops"))
+
+
+def test_numbered_table_shows_counts_as_integers_and_gaps_as_dashes():
+    frame = pd.DataFrame({"parameters": [123_642_856, 0], "share": [0.5, None]}, index=["head", "pool"])
+    lines = vggbook.numbered_table(frame, "tab-x", "x")._repr_markdown_().splitlines()
+    assert lines[-3] == "| head | 123,642,856 | 0.5 |" and lines[-2] == "| pool | 0 | – |"
+    assert vggbook.plotting.amount(12544.0) == "12,544" and vggbook.plotting.amount(1849.688) == "1,849.7"

@@ -16,6 +16,7 @@ from vggbook.interpret import *  # noqa: F403  (its __all__ lists the interpreta
 from vggbook.plotting import (
     PAGE_WIDTH,
     draw_box,
+    layer_table_view,
     numbered_table,
     overlay_heatmap,
     plot_architecture,
@@ -45,6 +46,7 @@ __all__ = [
     "imagenet_weights_path",
     "is_pretrained",
     "layer_table",
+    "layer_table_view",
     "load_image",
     "load_weights_file",
     "numbered_table",

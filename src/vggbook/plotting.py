@@ -228,7 +228,7 @@ class NumberedTable:
     cited with {numref}`name` (its Markdown form; `_config.yml` gives Markdown the precedence and parses
     it as MyST); in Jupyter or Colab as the usual HTML table, its caption on top."""
 
-    def __init__(self, frame: pd.DataFrame, name: str, caption: str, formats: dict[str, str] | None = None):
+    def __init__(self, frame: pd.DataFrame, name: str, caption: str, formats: dict[str, object] | None = None):
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"numbered_table needs a pandas DataFrame, got {type(frame).__name__}")
         unknown = set(formats or {}) - set(frame.columns)
@@ -237,10 +237,17 @@ class NumberedTable:
         self.frame, self.name, self.caption, self.formats = frame, name, caption, dict(formats or {})
 
     def _cell(self, column: object, value: object) -> str:
-        if column in self.formats:
-            text = self.formats[column].format(value)
+        if value is None or value is pd.NA or (isinstance(value, float | np.floating) and np.isnan(value)):
+            text = "–"  # an empty cell, e.g. the receptive field of a dense layer
+        elif column in self.formats:
+            shown = self.formats[column]
+            text = shown(value) if callable(shown) else shown.format(value)
+        elif isinstance(value, bool | np.bool_):
+            text = str(value)
+        elif isinstance(value, int | np.integer):
+            text = f"{value:,}"  # counts as integers with thousands separators
         elif isinstance(value, float | np.floating):
-            text = f"{value:.4g}"
+            text = f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1000 else f"{value:.4g}"
         else:
             text = str(value)
         return text.replace("|", "\\|")
@@ -261,13 +268,56 @@ class NumberedTable:
         return f"~~~{{table}} {self.caption}\n:name: {self.name}\n\n{table}\n~~~\n"
 
     def _repr_html_(self) -> str:
-        styler = self.frame.style.format({c: f.format for c, f in self.formats.items()})
+        styler = self.frame.style.format(
+            {c: (lambda v, c=c: self._cell(c, v)) for c in self.frame.columns}, escape=None
+        ).format_index(lambda v: self._cell(None, v))
         return styler.set_caption(self.caption).to_html()
 
 
 def numbered_table(
-    frame: pd.DataFrame, name: str, caption: str, formats: dict[str, str] | None = None
+    frame: pd.DataFrame, name: str, caption: str, formats: dict[str, object] | None = None
 ) -> NumberedTable:
     """`frame` shown as a numbered table the prose can cite with {numref}`name`; `formats` maps a column
-    to a format string such as "{:,}" (chapter "architecture", block chapters, chapter "training")."""
+    to a format string such as "{:.1%}" or a function of the value. Integers are shown with thousands
+    separators and empty cells as "–" (chapter "architecture", block chapters, chapter "training")."""
     return NumberedTable(frame, name, caption, formats)
+
+
+# The layer table's columns as a reader reads them: a header in words with its unit, and how to show a value.
+LAYER_HEADERS: dict[str, tuple[str, object]] = {
+    "type": ("type", str),
+    "output_shape": ("output", lambda shape: "×".join(f"{n:,}" for n in shape)),
+    "params": ("parameters", int),
+    "macs": ("MACs (millions)", lambda macs: macs / 1e6),
+    "receptive_field": ("receptive field (px)", lambda v: None if pd.isna(v) else int(v)),
+    "stride": ("stride (px)", lambda v: None if pd.isna(v) else int(v)),
+    "padding": ("padding (px)", lambda v: None if pd.isna(v) else int(v)),
+    "activation_bytes": ("activations (KiB)", lambda n: n / 1024),
+}
+
+
+def layer_table_view(
+    table: pd.DataFrame,
+    name: str,
+    caption: str,
+    rows: list[str] | None = None,
+    columns: tuple[str, ...] = ("output_shape", "params", "macs", "receptive_field", "stride", "activation_bytes"),
+) -> NumberedTable:
+    """Rows of `vggbook.layer_table` as a numbered table a reader can read: headers in words with units,
+    shapes as 224×224×64, parameters as integers, MACs in millions, memory in KiB (chapter "architecture",
+    block chapters)."""
+    unknown = [c for c in columns if c not in LAYER_HEADERS]
+    if unknown:
+        raise ValueError(f"unknown layer-table column(s) {unknown}; choose from {list(LAYER_HEADERS)}")
+    part = table if rows is None else table.loc[list(rows)]
+    shown = pd.DataFrame(
+        {LAYER_HEADERS[c][0]: [LAYER_HEADERS[c][1](v) for v in part[c]] for c in columns},
+        index=pd.Index(part.index, name="layer"),
+    )
+    formats = {header: amount for header in ("MACs (millions)", "activations (KiB)") if header in shown}
+    return NumberedTable(shown, name, caption, formats)
+
+
+def amount(value: float) -> str:
+    """A quantity for a table: 12,544 when it is whole, 1,849.7 when it is not (every chapter's tables)."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
