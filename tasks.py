@@ -1,16 +1,19 @@
 """The two commands of the README, each setting itself up in a virtual environment.
 
     python3 tasks.py test [pytest args…]        unit tests and every chapter (pytest + nbmake)
-    python3 tasks.py book [jupyter-book args…]  build the site into _build/html
+    python3 tasks.py book [jupyter-book args…]  build the site into _build/html, and the whole book as
+                                                one PDF in it, _build/html/vgg16-from-scratch.pdf
 
 The first run makes `.venv` and installs `requirements.txt` into it; later runs reinstall only when
-requirements.txt or pyproject.toml changed. Needs nothing but Python 3.11 or 3.12.
+requirements.txt or pyproject.toml changed. Needs nothing but Python 3.11 or 3.12; the PDF also needs
+Chromium (`apt install chromium`, or VGGBOOK_CHROMIUM=/path/to/chromium), else it is skipped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +24,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".requirements.sha256"
+PDF_NAME = "vgg16-from-scratch.pdf"  # in the published site, next to index.html; book/intro.md links to it
 
 
 def digest_of(paths: list[Path]) -> str:
@@ -67,20 +71,56 @@ def forget_stale_outputs() -> None:
     stamp.write_text(digest)
 
 
+def find_chromium() -> str | None:
+    """The browser that prints the PDF: $VGGBOOK_CHROMIUM if set, else `chromium` on the PATH; None if neither."""
+    chosen = os.environ.get("VGGBOOK_CHROMIUM")
+    if chosen and not Path(chosen).is_file():
+        sys.exit(f"VGGBOOK_CHROMIUM={chosen} is not a file: set it to Chromium's executable, or unset it")
+    return chosen or shutil.which("chromium")
+
+
+def root_page() -> str:
+    """The page Jupyter Book's single-page build writes the whole book into: `_toc.yml`'s root, e.g. book/intro.html."""
+    found = re.search(r"^root:\s*[\"']?([^\s\"'#]+)", (ROOT / "_toc.yml").read_text(), re.MULTILINE)
+    if found is None:
+        sys.exit("_toc.yml has no `root:` line: cannot tell which page of the single-page build to print")
+    return f"{found.group(1).removesuffix('.md').removesuffix('.ipynb')}.html"
+
+
+def build_book(args: list[str], env: dict[str, str]) -> int:
+    """The site (`jupyter-book build .`), then the same book as one page, printed to PDF inside the site.
+
+    `args` go to both builds; the second reuses the first one's executed notebooks (_build/.jupyter_cache).
+    The printing runs in the venv's Python, which has Playwright: tests/site/print_pdf.py.
+    """
+    chromium = find_chromium()
+    pdf = ROOT / "_build" / "html" / PDF_NAME
+    pdf.unlink(missing_ok=True)  # never a PDF of an older book next to a new site
+    for builder in ("html", "singlehtml"):
+        command = [str(BIN / "jupyter-book"), "build", ".", "--builder", builder, *args]
+        code = subprocess.run(command, cwd=ROOT, env=env).returncode
+        if code != 0:
+            return code
+    if chromium is None:
+        print("PDF skipped: no Chromium found (apt install chromium, or set VGGBOOK_CHROMIUM=/path/to/chromium)")
+        return 0
+    printer = ROOT / "tests" / "site" / "print_pdf.py"
+    single = ROOT / "_build" / "singlehtml"
+    command = [str(BIN / "python"), str(printer), str(single), root_page(), str(pdf), "--chromium", chromium]
+    return subprocess.run(command, cwd=ROOT, env=env).returncode
+
+
 def main(argv: list[str]) -> int:
-    commands = {
-        "test": [str(BIN / "python"), "-m", "pytest"],
-        "book": [str(BIN / "jupyter-book"), "build", "."],
-    }
-    if not argv or argv[0] not in commands:
+    if not argv or argv[0] not in ("test", "book"):
         print(__doc__)
         return 2
     ensure_venv()
-    if argv[0] == "book":
-        forget_stale_outputs()
     # Without MPLBACKEND: where it is set, the chapters' kernels do not draw their figures inline.
     env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}
-    return subprocess.run(commands[argv[0]] + argv[1:], cwd=ROOT, env=env).returncode
+    if argv[0] == "book":
+        forget_stale_outputs()
+        return build_book(argv[1:], env)
+    return subprocess.run([str(BIN / "python"), "-m", "pytest", *argv[1:]], cwd=ROOT, env=env).returncode
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""tasks.py, the README's two commands: the site build forgets outputs of an older helper package."""
+"""tasks.py, the README's two commands: `book` forgets outputs of an older helper package and prints the PDF."""
 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,63 @@ def test_a_changed_helper_runs_every_chapter_again(tasks, tmp_path, capsys):
     _built(tmp_path)
     tasks.forget_stale_outputs()  # the new helper is now the one built with
     assert (tmp_path / "_build" / ".jupyter_cache").is_dir()
+
+
+class Recorder:
+    """Stands in for subprocess.run: records each command, answers with the next of `codes` (then 0)."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+        self.codes: list[int] = []
+
+    def __call__(self, command: list[str], **kwargs) -> subprocess.CompletedProcess:
+        self.commands.append(command)
+        return subprocess.CompletedProcess(command, self.codes.pop(0) if self.codes else 0)
+
+
+@pytest.fixture
+def runs(tasks, tmp_path, monkeypatch) -> Recorder:
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters: []\n")
+    recorder = Recorder()
+    monkeypatch.setattr(tasks.subprocess, "run", recorder)
+    return recorder
+
+
+def test_book_builds_the_site_then_one_page_then_prints_it(tasks, tmp_path, runs, monkeypatch):
+    chromium = tmp_path / "chromium"
+    chromium.write_text("")
+    monkeypatch.setenv("VGGBOOK_CHROMIUM", str(chromium))
+    old_pdf = tmp_path / "_build" / "html" / tasks.PDF_NAME
+    old_pdf.parent.mkdir(parents=True)
+    old_pdf.write_text("a PDF of an older book")
+    assert tasks.build_book(["-W", "--keep-going"], env={}) == 0
+    site, single, printer = runs.commands
+    assert site[1:] == ["build", ".", "--builder", "html", "-W", "--keep-going"]
+    assert single[1:] == ["build", ".", "--builder", "singlehtml", "-W", "--keep-going"]
+    assert printer[1].endswith("print_pdf.py")
+    single_site = str(tmp_path / "_build" / "singlehtml")
+    assert printer[2:] == [single_site, "book/intro.html", str(old_pdf), "--chromium", str(chromium)]
+    assert not old_pdf.exists()  # the printer (not run here) writes the new one
+
+
+def test_book_without_chromium_builds_the_site_and_says_how_to_get_the_pdf(tasks, tmp_path, runs, monkeypatch, capsys):
+    monkeypatch.delenv("VGGBOOK_CHROMIUM", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-browsers-here"))
+    assert tasks.build_book([], env={}) == 0
+    assert [command[4] for command in runs.commands] == ["html", "singlehtml"]
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("PDF skipped") and "apt install chromium" in line and "VGGBOOK_CHROMIUM=" in line
+
+
+def test_book_stops_at_a_failed_site_build(tasks, tmp_path, runs, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-browsers-here"))
+    runs.codes.append(1)
+    assert tasks.build_book(["-W"], env={}) == 1
+    assert [command[4] for command in runs.commands] == ["html"]
+
+
+def test_a_wrong_chromium_path_is_an_error_before_any_build(tasks, tmp_path, runs, monkeypatch):
+    monkeypatch.setenv("VGGBOOK_CHROMIUM", str(tmp_path / "missing"))
+    with pytest.raises(SystemExit, match="VGGBOOK_CHROMIUM=.*missing is not a file"):
+        tasks.build_book([], env={})
+    assert runs.commands == []
