@@ -8,10 +8,11 @@ import os
 # Keep TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) out of the chapters.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from vggbook import interpret, training
+from vggbook import blocks, interpret, responses, training
 from vggbook.architecture import VGG_CONFIGS, block_layers, build_vgg, build_vgg16, layer_table, parse_conv
+from vggbook.blocks import *  # noqa: F403  (its __all__ lists what the block chapters share)
 from vggbook.features import default_layers, feature_maps
-from vggbook.images import SAMPLES, deprocess, load_image, preprocess, resize_and_crop, sample_image
+from vggbook.images import GALLERY, SAMPLES, deprocess, load_image, preprocess, resize_and_crop, sample_image
 from vggbook.interpret import *  # noqa: F403  (its __all__ lists the interpretation tools)
 from vggbook.plotting import (
     PAGE_WIDTH,
@@ -22,10 +23,12 @@ from vggbook.plotting import (
     plot_architecture,
     plot_feature_maps,
     plot_filters,
+    plot_preprocessing,
     plot_strongest,
     rank_channels,
     receptive_field_box,
 )
+from vggbook.responses import *  # noqa: F403  (its __all__ lists the response measurements)
 from vggbook.training import *  # noqa: F403  (its __all__ lists the training tools)
 from vggbook.weights import WeightsError, describe_weights, imagenet_weights_path, is_pretrained, load_weights_file
 
@@ -33,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PAGE_WIDTH",
     "VGG_CONFIGS",
+    "GALLERY",
     "SAMPLES",
     "WeightsError",
     "block_layers",
@@ -55,12 +59,15 @@ __all__ = [
     "plot_architecture",
     "plot_feature_maps",
     "plot_filters",
+    "plot_preprocessing",
     "plot_strongest",
     "preprocess",
     "rank_channels",
     "receptive_field_box",
     "resize_and_crop",
     "sample_image",
+    *blocks.__all__,
     *interpret.__all__,
+    *responses.__all__,
     *training.__all__,
 ]

@@ -15,6 +15,19 @@ import numpy as np
 # VGG was trained in Caffe on BGR images with the ImageNet mean removed, not scaled to [0, 1].
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 SAMPLES = ("chelsea", "coffee", "astronaut", "rocket")
+# A wider set of scikit-image's photographs (all shipped in its wheel, so offline): what the block chapters
+# search for the patches that excite a channel most. Colour photos first, then grey ones (read as RGB).
+GALLERY = (
+    *SAMPLES,
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "colorwheel",
+    "camera",
+    "coins",
+    "clock",
+    "brick",
+)
 
 
 def _to_rgb_uint8(image: np.ndarray, source: str, *, bgr: bool) -> np.ndarray:
@@ -85,10 +98,10 @@ def load_image(source: str | os.PathLike | np.ndarray, size: int = 224) -> np.nd
 
 
 def sample_image(name: str = "chelsea", size: int = 224) -> np.ndarray:
-    """One of the photographs scikit-image ships (offline): chelsea, coffee, astronaut, rocket.
-    Every chapter."""
-    if name not in SAMPLES:
-        raise ValueError(f"unknown sample image {name!r}; choose one of {', '.join(SAMPLES)}")
+    """One of the photographs scikit-image ships (offline), centre-cropped to `size`: chelsea, coffee,
+    astronaut, rocket (`SAMPLES`) or another of `GALLERY`. Every chapter."""
+    if name not in GALLERY:
+        raise ValueError(f"unknown sample image {name!r}; choose one of {', '.join(GALLERY)}")
     import skimage.data  # imported here: only the sample photos need scikit-image
 
     return load_image(getattr(skimage.data, name)(), size)

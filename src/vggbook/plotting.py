@@ -321,3 +321,25 @@ def layer_table_view(
 def amount(value: float) -> str:
     """A quantity for a table: 12,544 when it is whole, 1,849.7 when it is not (every chapter's tables)."""
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def plot_preprocessing(photo: np.ndarray) -> Figure:
+    """What `vggbook.preprocess` makes of a photo: the photo; the same pixels in OpenCV's BGR order shown as
+    if they were RGB (what a reader sees who forgets the conversion); and the three BGR channels after the
+    ImageNet mean is subtracted, on one diverging scale in pixel units (chapter "block1")."""
+    from vggbook.images import CAFFE_MEAN_BGR, preprocess
+
+    x = preprocess(photo)[0]
+    fig, axes = plt.subplots(1, 5, figsize=(PAGE_WIDTH, 2.3), layout="constrained")
+    axes[0].imshow(photo)
+    axes[0].set_title("photo (RGB)", fontsize=8)
+    axes[1].imshow(photo[..., ::-1])
+    axes[1].set_title("BGR shown as RGB", fontsize=8)
+    limit = float(np.abs(x).max())
+    for ax, c, name in zip(axes[2:], range(3), "BGR", strict=True):
+        shown = ax.imshow(x[..., c], cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(f"input channel {c} ({name})\nminus {CAFFE_MEAN_BGR[c]:.1f}", fontsize=8)
+    fig.colorbar(shown, ax=axes[2:], location="bottom", shrink=0.6, label="network input (pixel units)")
+    for ax in axes:
+        ax.set_axis_off()
+    return fig

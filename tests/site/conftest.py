@@ -26,22 +26,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from print_pdf import CHROMIUM, CHROMIUM_ARGS  # one place for the browser and the flags this machine needs
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("VGGBOOK_SITE", ROOT / "_build" / "html")).resolve()
 SOURCE = SITE.parent.parent if (SITE.parent.parent / "_toc.yml").is_file() else ROOT
 SCREENSHOTS = SITE.parent / "screenshots"
-CHROMIUM = os.environ.get("VGGBOOK_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1280, "height": 800}  # a laptop screen; the theme's article column is ~750 px wide
 
 # What the browser reports about one page, read once and shared by every check of that page.
@@ -80,6 +70,27 @@ _READ_PAGE = """async () => {
       .filter((a) => a.origin === location.origin).map((a) => a.href.split("#")[0]),
     colab_links: Array.from(document.querySelectorAll("a[href*='colab.research.google.com']"))
       .filter((a) => !article.contains(a)).map((a) => a.href),
+    // every table: its caption number, its headers, and whether it is wider than the column or scrolls sideways
+    column: article.clientWidth,
+    tables: Array.from(article.querySelectorAll("table")).map((t) => {
+      const box = t.closest(".pst-scrollable-table-container") || t.parentElement;
+      const number = t.querySelector("caption .caption-number");
+      return {
+        id: t.id || (t.closest("[id]") || {}).id || "",
+        number: number ? number.textContent.trim() : "",
+        headers: Array.from(t.querySelectorAll("thead th")).map((th) => th.textContent.trim()),
+        width: t.getBoundingClientRect().width,
+        scrolls: box.scrollWidth > box.clientWidth + 1,
+      };
+    }),
+    // every image in a cell output: the number of the figure it belongs to ("" when none) and its alt text
+    output_figures: Array.from(article.querySelectorAll(".cell_output img")).map((img) => {
+      const figure = img.closest("figure");
+      const number = figure && figure.querySelector(".caption-number");
+      return {src: img.getAttribute("src").slice(0, 80), number: number ? number.textContent.trim() : "",
+              alt: img.getAttribute("alt") || ""};
+    }),
+    visible_code: Array.from(article.querySelectorAll(".cell_input")).map((c) => c.textContent),
     formulas: formulas.length,
     formulas_typeset: formulas.filter((m) => m.querySelector("mjx-container, .katex")).length,
     raw_tex: prose.textContent.match(/\\\\[([].{0,40}/g) || [],
@@ -94,6 +105,15 @@ def toc_entries(source: Path = SOURCE) -> list[str]:
     for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
         entries += [chapter["file"] for chapter in part.get("chapters", [])]
     return entries
+
+
+@pytest.fixture(scope="session")
+def chapter_numbers() -> dict[str, int]:
+    """The number the book gives each chapter of a numbered part (`numbered: true` in `_toc.yml`), in order
+    across the parts (sphinx-multitoc-numbering): figures and tables are numbered "<chapter>.<n>"."""
+    toc = yaml.safe_load((SOURCE / "_toc.yml").read_text())
+    numbered = [c["file"] for part in toc.get("parts", []) if part.get("numbered") for c in part["chapters"]]
+    return {entry: number for number, entry in enumerate(numbered, start=1)}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -117,6 +137,10 @@ class PageReport:
     output_text: str
     links: list[str]
     colab_links: list[str]
+    column: float  # the article column's width, px
+    tables: list[dict]  # per table: id, caption number, headers, width (px), whether its box scrolls sideways
+    output_figures: list[dict]  # per image in a cell output: its figure's number ("" if none), its alt text
+    visible_code: list[str]  # the text of every code cell the site shows
     formulas: int  # the `.math` elements Sphinx wrote, as `\(...\)` or `\[...\]`
     formulas_typeset: int  # those that MathJax (or KaTeX) typeset
     raw_tex: list[str]  # every `\(` and `\[` left in the article's text outside code, with what follows

@@ -26,7 +26,9 @@ KNOWN_JS_ERRORS = re.compile(r"Identifier 'THEBE_JS_URL' has already been declar
 
 
 def normal(text: str) -> str:
-    """Heading text as the browser shows it: no Markdown marks, plain quotes and dashes, single spaces."""
+    """Heading text as the browser shows it: no Markdown marks, plain quotes and dashes, single spaces, and
+    no section number ("2.1. " before a heading of a numbered chapter)."""
+    text = re.sub(r"^\s*\d+(\.\d+)*\.\s+", "", text)
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # [text](link) -> text
     text = text.translate(str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"}))
     text = text.replace("`", "").replace("*", "").replace("…", "...")
@@ -171,3 +173,49 @@ def test_no_stray_values_below_cells(chapter: str, site: Path, source: Path) -> 
         if output["output_type"] == "execute_result" and set(output["data"]) == {"text/plain"}
     ]
     assert not stray, f"{chapter}: cells whose last line shows a bare value (cell number, value): {stray}"
+
+
+def test_tables_fit_the_column(chapter: str, visit) -> None:
+    # A table wider than the text column scrolls sideways and hides its last columns (the receptive field,
+    # in the layer table); the book's tables are kept to a few short columns in a smaller font instead.
+    page = visit(chapter)
+    wide = [f"{t['id'] or t['number']}: {t['width']:.0f} px" for t in page.tables if t["width"] > page.column + 1]
+    scrolling = [t["id"] or t["number"] for t in page.tables if t["scrolls"]]
+    assert not wide, f"{page.url}: tables wider than the {page.column:.0f} px column: {wide}"
+    assert not scrolling, f"{page.url}: tables that scroll sideways: {scrolling}"
+
+
+def test_tables_and_figures_are_numbered_per_chapter(chapter: str, visit, chapter_numbers: dict[str, int]) -> None:
+    # Every table and every figure a chapter shows is numbered "<chapter>.<n>" ("Fig. 3.2", "Table 3.1").
+    page = visit(chapter)
+    number = chapter_numbers.get(chapter)
+    if number is None:  # the intro and the back matter are not numbered chapters
+        return
+    tables = [t["number"] for t in page.tables]
+    assert all(re.fullmatch(rf"Table {number}\.\d+", t) for t in tables), f"{page.url}: table captions {tables}"
+    figures = [f["number"] for f in page.output_figures]
+    assert all(re.fullmatch(rf"Fig\. {number}\.\d+", f) for f in figures), (
+        f"{page.url}: output images outside a numbered figure, or numbered for another chapter: {figures}"
+    )
+
+
+def test_figures_have_alt_text(chapter: str, visit) -> None:
+    # A screen reader reads the alt text: it must say what the figure shows, not a hashed file name.
+    page = visit(chapter)
+    missing = [
+        f["src"] for f in page.output_figures if len(f["alt"]) < 20 or re.search(r"\.(png|jpe?g|svg)$", f["alt"])
+    ]
+    assert not missing, f"{page.url}: figures without a real alt text: {missing}"
+
+
+def test_table_headers_are_words(chapter: str, visit) -> None:
+    page = visit(chapter)
+    snake = [h for t in page.tables for h in t["headers"] if re.fullmatch(r"[a-z]+(_[a-z0-9]+)+", h)]
+    assert not snake, f"{page.url}: table headers that are column names, not words: {snake}"
+
+
+def test_no_visible_code_builds_prose(chapter: str, visit) -> None:
+    # A cell that only assembles a sentence shows its output on the site, not its code (remove-input).
+    page = visit(chapter)
+    shown = [code.strip()[:60] for code in page.visible_code if "Markdown(" in code]
+    assert not shown, f"{page.url}: code cells that build prose are visible: {shown}"
