@@ -56,11 +56,13 @@ def ensure_venv() -> None:
 
 
 def forget_stale_outputs() -> None:
-    """The execution cache keys a chapter on its own cells only: drop it when the helper package changed,
+    """The execution cache keys a chapter on its own cells only: drop it when the helper package (its Python,
+    and the unit explorer's script and style) changed,
     so that `book` re-runs the chapters instead of showing outputs of the old helper."""
     build = ROOT / "_build"
     cache, stamp = build / ".jupyter_cache", build / ".vggbook.sha256"
-    digest = digest_of(sorted((ROOT / "src" / "vggbook").rglob("*.py")))
+    helper = ROOT / "src" / "vggbook"
+    digest = digest_of(sorted(p for p in helper.rglob("*") if p.suffix in {".py", ".js", ".css"}))
     stale = [cache, build / ".doctrees"]  # Sphinx re-reads a page only without its doctree
     built_before = any(path.exists() for path in stale)
     if built_before and (not stamp.exists() or stamp.read_text() != digest):

@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from vggbook import blocks, interpret, responses, training
 from vggbook.architecture import VGG_CONFIGS, block_layers, build_vgg, build_vgg16, layer_table, parse_conv
 from vggbook.blocks import *  # noqa: F403  (its __all__ lists what the block chapters share)
+from vggbook.explorer import UnitExplorer, unit_explorer
 from vggbook.features import default_layers, feature_maps
 from vggbook.images import GALLERY, SAMPLES, deprocess, load_image, preprocess, resize_and_crop, sample_image
 from vggbook.interpret import *  # noqa: F403  (its __all__ lists the interpretation tools)
@@ -38,6 +39,7 @@ __all__ = [
     "VGG_CONFIGS",
     "GALLERY",
     "SAMPLES",
+    "UnitExplorer",
     "WeightsError",
     "block_layers",
     "build_vgg",
@@ -66,6 +68,7 @@ __all__ = [
     "receptive_field_box",
     "resize_and_crop",
     "sample_image",
+    "unit_explorer",
     *blocks.__all__,
     *interpret.__all__,
     *responses.__all__,

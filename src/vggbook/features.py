@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 # Functional views of a model (feature extractors, Grad-CAM and ascent views), kept while the model
 # lives: building a view is cheap, but tracing it again on every call is not.
@@ -60,14 +61,19 @@ def _as_batch(model: keras.Model, x: np.ndarray) -> np.ndarray:
 
 def feature_maps(model: keras.Model, x: np.ndarray, layers: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """{layer name: output as NumPy array} for the requested layers (default: every conv and
-    pool output), computed in ONE forward pass of a Functional view of `model`. Chapter "block1"."""
+    pool output), computed in ONE forward pass of a compiled Functional view of `model`, kept for
+    later calls with the same layers. Chapter "block1"."""
     names = default_layers(model) if layers is None else check_layer_names(model, layers)
     x = _as_batch(model, x)
-    # a dict of outputs: with a list, a one-output model returns a bare tensor, not a list
-    extractor = _cached(
-        model,
-        ("features", *names),
-        lambda: keras.Model(model.input, {n: model.get_layer(n).output for n in names}, name=f"{model.name}_features"),
-    )
-    values = extractor(x, training=False)
+    extractor = _cached(model, ("features", *names), lambda: _compiled_extractor(model, names))
+    values = extractor(tf.constant(x))
     return {name: keras.ops.convert_to_numpy(values[name]) for name in names}
+
+
+def _compiled_extractor(model: keras.Model, names: list[str]) -> Callable:
+    """A Functional view of `model` returning the named layers' outputs, as ONE TensorFlow graph: run eagerly,
+    Keras dispatches layer by layer in Python (about 15 % slower for VGG16, benchmarks/matmul_ratio.py). One
+    trace per batch size, fewer with reduce_retracing."""
+    # a dict of outputs: with a list, a one-output model returns a bare tensor, not a list
+    view = keras.Model(model.input, {n: model.get_layer(n).output for n in names}, name=f"{model.name}_features")
+    return tf.function(lambda x: view(x, training=False), reduce_retracing=True)

@@ -59,7 +59,8 @@ PRINT_CSS = """
 SCALE = 0.9
 LAYOUT = {"width": round((A4_WIDTH_MM - 2 * SIDE_MM) / 25.4 * 96 / SCALE), "height": 1000}
 
-# Runs in the page: open what is collapsed, then wait for images, MathJax and fonts; returns what is left undone.
+# Runs in the page: open what is collapsed, then wait for images, MathJax, fonts and the unit explorers; returns
+# what is left undone.
 # A link into this page becomes a link within the PDF only as a bare "#fragment"; a link to another file of the
 # local build would open the printing server from the PDF, so it becomes plain text.
 PREPARE = """async () => {
@@ -80,6 +81,11 @@ PREPARE = """async () => {
     await MathJax.typesetPromise();
   }
   await document.fonts.ready;
+  // The unit explorers (block chapters) decode their maps and draw them after the page has loaded.
+  const explorers = Array.from(document.querySelectorAll(".vgg-explorer"));
+  for (let waited = 0; waited < 30000 && explorers.some((e) => e.dataset.ready !== "true"); waited += 100) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   // A table wider than the text column (it scrolls sideways on the site) is printed smaller, not cut off.
   const column = (document.querySelector("article.bd-article") || document.body).clientWidth;
   document.querySelectorAll("article table").forEach((table) => {
@@ -89,6 +95,7 @@ PREPARE = """async () => {
   return {
     broken_images: images.filter((img) => !img.complete || img.naturalWidth === 0).map((img) => img.src.slice(0, 120)),
     untypeset: formulas.filter((m) => !m.querySelector("mjx-container")).map((m) => m.textContent.slice(0, 60)),
+    undrawn_explorers: explorers.filter((e) => e.dataset.ready !== "true").map((e) => e.id),
   };
 }"""
 
@@ -137,8 +144,10 @@ def print_pdf(site: Path, page_path: str, pdf: Path, chromium: str = CHROMIUM) -
             page.wait_for_load_state("networkidle")
             page.add_style_tag(content=PRINT_CSS)
             left = page.evaluate(PREPARE)
-            if left["broken_images"] or left["untypeset"]:
-                raise RuntimeError(f"{page_path}: not printed, images not loaded or formulas not typeset: {left}")
+            if left["broken_images"] or left["untypeset"] or left["undrawn_explorers"]:
+                raise RuntimeError(
+                    f"{page_path}: not printed, images not loaded, formulas not typeset or explorers not drawn: {left}"
+                )
             pdf.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=pdf.parent, suffix=".pdf.part", delete=False) as part:
                 partial = Path(part.name)
