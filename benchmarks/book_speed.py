@@ -5,15 +5,21 @@
     each chapter's own time. Goal: ≤ 4 min.
 (b) A site rebuild with unchanged notebooks: one `jupyter-book build` of a temporary copy of the book
     (cold: executes every chapter), then a second build of the same copy (warm: execution cache). Goal ≤ 30 s.
-(c) Peak memory of each chapter's kernel: every notebook runs in its own runner process (nbclient); this
-    script reaps the runner with os.wait4, whose ru_maxrss is the largest RSS in the runner's process tree.
-    The runner waits for its kernel, and the kernel prints its own peak RSS in an extra last cell, so the
-    report shows both numbers: they agree when the figure is the kernel's. Goal ≤ 2.5 GB.
+(c) Peak memory of each chapter's kernel, on both branches (issue #11): "random" as the tests run it (offline,
+    no ImageNet weights) and "pretrained" with stand-ins for Keras' ImageNet files (tests/standin.py, Keras'
+    layout and names, seeded random numbers; written once into a temporary folder) named by
+    VGGBOOK_WEIGHTS_DIR, still offline. Every notebook runs in its own runner process (nbclient); this script
+    reaps the runner with os.wait4, whose ru_maxrss is the largest RSS in the runner's process tree. The
+    runner waits for its kernel, and the kernel prints its own peak RSS in an extra last cell, so the report
+    shows both numbers: they agree when the figure is the kernel's. An extra first cell records which of
+    Keras' files vggbook reads (`vggbook.weights.cached_file`), so the pretrained run also states the
+    download each chapter needs: the sum of the sizes Keras publishes for those files. Goals: a block
+    chapter ≤ 1.5 GB on either branch; architecture and classifier ≤ 2.5 GB on the pretrained branch.
 
 Chapters are taken from the working tree (`_toc.yml`, skipping entries whose file does not exist yet). Runs
 offline like the test suite (VGGBOOK_OFFLINE=1, an empty KERAS_HOME), kernels drawing their figures inline
 (MPLBACKEND unset). Prints, asserts nothing. Run:
-`python benchmarks/book_speed.py [--only nbmake rebuild memory]`.
+`python benchmarks/book_speed.py [--only nbmake rebuild memory] [--branches random pretrained]`.
 """
 
 from __future__ import annotations
@@ -35,13 +41,37 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MARKER = "VGGBOOK_KERNEL_PEAK_KIB="
-PEAK_CELL = f"import resource\nprint('{MARKER}%d' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+FILES_MARKER = "VGGBOOK_KERAS_FILES="
+# First cell of a measured notebook: wrap vggbook.weights.cached_file (where every Keras file is found or
+# fetched) in every vggbook module that holds it, to record the names of the files it returns.
+RECORD_CELL = """import sys
+import vggbook.weights
+_bench_files, _bench_cached_file = [], vggbook.weights.cached_file
+def _bench_record(*args, **kwargs):
+    path = _bench_cached_file(*args, **kwargs)
+    _bench_files.append(path.name)
+    return path
+for _module in [m for name, m in sys.modules.items() if name.startswith("vggbook")]:
+    if getattr(_module, "cached_file", None) is _bench_cached_file:
+        _module.cached_file = _bench_record"""
+PEAK_CELL = (
+    f"import resource\nprint('{MARKER}%d' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    f"print('{FILES_MARKER}' + ','.join(sorted(set(_bench_files))))"
+)
+# What a reader downloads for each file: the sizes Keras' server sends (keras.utils.get_file prints them,
+# e.g. "58889256/58889256"); any other file is counted at its size in the stand-in folder, marked "*".
+KERAS_SIZES = {
+    "vgg16_weights_tf_dim_ordering_tf_kernels.h5": 553_467_096,
+    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5": 58_889_256,
+    "imagenet_class_index.json": 35_363,
+}
 
 
 def offline_env(keras_home: str) -> dict[str, str]:
-    """Offline weights policy and an empty Keras home, as in the test suite; MPLBACKEND unset, because with it
-    the kernels would not draw their inline figures (the site build and a reader's run draw them)."""
-    env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}
+    """Offline weights policy and an empty Keras home, as in the test suite (no VGGBOOK_WEIGHTS_DIR: the random
+    branch); MPLBACKEND unset, because with it the kernels would not draw their inline figures (the site build
+    and a reader's run draw them)."""
+    env = {key: value for key, value in os.environ.items() if key not in ("MPLBACKEND", "VGGBOOK_WEIGHTS_DIR")}
     return env | {"VGGBOOK_OFFLINE": "1", "KERAS_HOME": keras_home, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
@@ -103,13 +133,14 @@ def rebuild(env: dict[str, str]) -> None:
 
 
 def run_notebook(path: str) -> None:
-    """Runner process of (c): execute one notebook with nbclient, print the peaks as JSON."""
+    """Runner process of (c): execute one notebook with nbclient, print the peaks and Keras' files as JSON."""
     import resource
 
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(RECORD_CELL))
     nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
     start = time.perf_counter()
     where = {"metadata": {"path": str(Path(path).parent)}}  # run in the notebook's folder, as nbmake does
@@ -117,10 +148,12 @@ def run_notebook(path: str) -> None:
     seconds = time.perf_counter() - start
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
     kernel = int(re.search(rf"{MARKER}(\d+)", text).group(1))
+    files = re.search(rf"{FILES_MARKER}(.*)", text).group(1)
     print(
         json.dumps(
             {
                 "seconds": seconds,
+                "keras_files": files.split(",") if files else [],
                 "kernel_self_kib": kernel,  # what the kernel says about itself, in its last cell
                 "runner_children_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,  # the reaped kernel
                 "runner_self_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -129,10 +162,38 @@ def run_notebook(path: str) -> None:
     )
 
 
-def memory(env: dict[str, str]) -> None:
-    """(c) Each notebook in its own runner; the runner's tree peak from os.wait4, checked against the kernel's."""
-    print(f"\n(c) peak memory per chapter (one runner + kernel per notebook)   [{stamp()}]")
-    print(f"  {'chapter':16s} {'wait4 peak':>11s} {'kernel says':>12s} {'runner':>8s} {'time':>7s}")
+def download_size(files: list[str], folder: Path | None) -> str:
+    """'58.9 MB (…_notop.h5)': what a reader downloads for these of Keras' files."""
+    if not files:
+        return "none"
+    sizes = [KERAS_SIZES.get(name) or (folder / name).stat().st_size for name in files]
+    short = ", ".join(name.replace("_weights_tf_dim_ordering_tf_kernels", "_…") for name in files)
+    unsure = "*" if any(name not in KERAS_SIZES for name in files) else ""
+    return f"{sum(sizes) / 1e6:.1f} MB{unsure} ({short})"
+
+
+def memory(env: dict[str, str], branches: list[str]) -> None:
+    """(c) Each notebook in its own runner, per branch; the runner's tree peak from os.wait4, checked against
+    the kernel's; on the pretrained branch the download the chapter needs."""
+    with tempfile.TemporaryDirectory(prefix="vggbook-standin-") as standin_dir:
+        if "pretrained" in branches:
+            sys.path.insert(0, str(ROOT / "tests"))
+            import standin
+
+            start = time.perf_counter()
+            standin.write_standin_folder(standin_dir)
+            print(f"\n(stand-in ImageNet files written to {standin_dir} in {time.perf_counter() - start:.1f} s)")
+        for branch in branches:
+            branch_env = env | {"VGGBOOK_WEIGHTS_DIR": standin_dir} if branch == "pretrained" else env
+            memory_of_branch(branch, branch_env, Path(standin_dir) if branch == "pretrained" else None)
+    print("  goals: a block chapter ≤ 1.5 GB on either branch; architecture and classifier ≤ 2.5 GB pretrained")
+
+
+def memory_of_branch(branch: str, env: dict[str, str], standin_dir: Path | None) -> None:
+    """(c) for one branch: a table row per chapter."""
+    print(f"\n(c) peak memory per chapter, {branch} branch (one runner + kernel per notebook)   [{stamp()}]")
+    download = "  download it needs (Keras' files it reads)" if standin_dir else ""
+    print(f"  {'chapter':16s} {'wait4 peak':>11s} {'kernel says':>12s} {'runner':>8s} {'time':>7s}{download}")
     for entry in chapters():
         path = ROOT / f"{entry}.ipynb"
         if not path.is_file():
@@ -149,18 +210,20 @@ def memory(env: dict[str, str]) -> None:
             print(f"  {path.stem:16s} FAILED (exit {proc.returncode})")
             continue
         peaks = json.loads(lines[-1])
-        gb = 1024**2
+        gb = 1024**2  # KiB in a GB (2**30 bytes)
         kernel_is_it = "= kernel" if abs(usage.ru_maxrss - peaks["kernel_self_kib"]) <= 0.02 * usage.ru_maxrss else "?"
+        needs = f"  {download_size(peaks['keras_files'], standin_dir)}" if standin_dir else ""
         print(
             f"  {path.stem:16s} {usage.ru_maxrss / gb:8.2f} GB {peaks['kernel_self_kib'] / gb:9.2f} GB"
-            f" {peaks['runner_self_kib'] / gb:5.2f} GB {peaks['seconds']:6.1f} s  {kernel_is_it}"
+            f" {peaks['runner_self_kib'] / gb:5.2f} GB {peaks['seconds']:6.1f} s  {kernel_is_it:8s}{needs}"
         )
-    print(f"  goal: ≤ 2.5 GB per chapter (GB = 2**30 bytes)   [{stamp()}]")
+    print(f"  GB = 2**30 bytes, MB = 10**6 bytes; * = size of the stand-in, not Keras' file   [{stamp()}]")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=["nbmake", "rebuild", "memory"], default=None)
+    parser.add_argument("--branches", nargs="+", choices=["random", "pretrained"], default=["random", "pretrained"])
     parser.add_argument("--run-notebook", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_notebook:
@@ -170,7 +233,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vggbook-keras-home-") as keras_home:
         env = offline_env(keras_home)
         for name in args.only or ["nbmake", "rebuild", "memory"]:
-            {"nbmake": nbmake, "rebuild": rebuild, "memory": memory}[name](env)
+            if name == "memory":
+                memory(env, args.branches)
+            else:
+                {"nbmake": nbmake, "rebuild": rebuild}[name](env)
 
 
 if __name__ == "__main__":

@@ -85,3 +85,15 @@ def vgg16_small_224():
     import vggbook
 
     return vggbook.build_vgg16(width=0.125, include_top=False, seed=0)
+
+
+@pytest.fixture(scope="session")
+def standin_weights_dir(tmp_path_factory):
+    """A `VGGBOOK_WEIGHTS_DIR` folder of stand-ins for Keras' ImageNet files (tests/standin.py: seeded random
+    numbers in Keras' layout under Keras' names, VGG16 with and without its head, and a class index; 612 MB),
+    written once per session (about 3 s) and removed after it. Setting the variable is up to each test."""
+    import standin
+
+    folder = standin.write_standin_folder(tmp_path_factory.mktemp("standin-weights"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,16 +1,26 @@
 """Where a model's weights come from: seeded random, Keras' ImageNet files, or a file.
 
-Chapter "architecture" introduces the policy; every chapter prints `describe_weights(model)`.
+Keras' ImageNet files are looked for, in this order, in a folder the user vouches for
+(`$VGGBOOK_WEIGHTS_DIR`, used as it is: no hash check), in the Keras cache (`$KERAS_HOME/models`,
+md5-checked) and, where downloading is allowed, on Keras' server (one line on the page, md5-checked
+before the file is put in the cache). Chapter "architecture" introduces the policy; every chapter
+prints `describe_weights(model)`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import socket
+import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import h5py
 import keras
 
 BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications"
@@ -29,7 +39,11 @@ PUBLISHED_PARAMS = {
     ("E", False): 20_024_384,
 }
 OFFLINE_ENV = "VGGBOOK_OFFLINE"  # set to 1 to make "auto" never touch the network
+WEIGHTS_DIR_ENV = "VGGBOOK_WEIGHTS_DIR"  # a folder of Keras-named files the user vouches for: read first, not hashed
 PROBE_TIMEOUT = 3.0  # seconds; an offline machine answers at once, a firewalled one within this
+DOWNLOAD_TIMEOUT = 60.0  # seconds without a byte before a download is given up
+CHUNK = 1 << 20  # bytes read, hashed and written at a time
+SLAB_ROWS = 1024  # rows of a weight read from a legacy file and assigned at a time (fc1: 16 MB of 411 MB)
 
 
 class WeightsError(ValueError):
@@ -41,34 +55,39 @@ def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
 
 
+def vouched_dir() -> Path | None:
+    """The folder named by `$VGGBOOK_WEIGHTS_DIR` (None when unset or empty); `WeightsError` when
+    it is set but is not a folder. Its files are used without a hash check. Chapter "architecture"."""
+    value = os.environ.get(WEIGHTS_DIR_ENV, "")
+    if not value:
+        return None
+    folder = Path(value).expanduser()
+    if not folder.is_dir():
+        raise WeightsError(f"{WEIGHTS_DIR_ENV}={value} is not a folder: create it, or unset it to use the Keras cache")
+    return folder
+
+
 def _md5(path: Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
+        for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def cached_file(remote: str, md5: str, *, download: bool) -> Path:
-    """A hash-checked file of Keras' hosted set, from the Keras cache or (if `download`)
-    fetched once with `keras.utils.get_file`. Raises `WeightsError` when it can't be had.
-    Chapters "architecture" and "classifier".
-    """
-    url = remote if "://" in remote else f"{BASE_URL}/{remote}"
-    name = url.rsplit("/", 1)[-1]
-    local = keras_cache_dir() / "models" / name
-    if local.exists():
-        if _md5(local) != md5:
-            raise WeightsError(f"{local} is in the Keras cache but its md5 is not {md5}: delete it and retry")
-        return local
-    if not download:
-        raise WeightsError(f"{name} is not in the Keras cache ({local.parent}) and downloading is off")
-    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
-        raise WeightsError(f"{name} is not in the Keras cache and {OFFLINE_ENV} is set")
+def _size(n: int) -> str:
+    """Bytes in words, decimal units as download pages use: '58.9 MB', '35.4 kB', '12 bytes'."""
+    if n >= 10**6:
+        return f"{n / 10**6:.1f} MB"
+    return f"{n / 10**3:.1f} kB" if n >= 10**3 else f"{n} bytes"
+
+
+def _probe(url: str, name: str) -> None:
+    """Fail fast offline: connect to the host before the download (which waits up to DOWNLOAD_TIMEOUT)."""
     parts = urlsplit(url)
-    host = parts.hostname
-    try:  # fail fast offline: keras.utils.get_file itself has no timeout
-        socket.create_connection((host, parts.port or 443), timeout=PROBE_TIMEOUT).close()
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
     except OSError as err:  # in words: "[Errno -2] Name or service not known" says little to a reader
         if isinstance(err, socket.gaierror):
             why = "no network (the name does not resolve)"
@@ -77,32 +96,152 @@ def cached_file(remote: str, md5: str, *, download: bool) -> Path:
         else:
             why = err.strerror or str(err)
         raise WeightsError(f"cannot reach {host} to download {name}: {why}") from None
+
+
+def download_file(url: str, local: Path, md5: str) -> Path:
+    """Fetch `url` into `local` and print ONE line (what, how big, from where, how long).
+
+    The bytes go to a temporary file beside `local`, hashed as they arrive, and are renamed into
+    place only when they are complete and their md5 is `md5`; on any failure (network error,
+    transfer cut short, wrong md5, interrupt) nothing is left behind and `WeightsError` says what
+    went wrong. No progress bar. Chapters "architecture" and "classifier" (through `cached_file`).
+    """
+    name, host = local.name, urlsplit(url).hostname
+    start = time.perf_counter()
+    part = None
     try:
-        return Path(
-            keras.utils.get_file(name, url, cache_subdir="models", file_hash=md5, cache_dir=str(keras_cache_dir()))
-        )
-    except Exception as err:  # get_file raises bare Exception on network errors
-        raise WeightsError(f"download of {url} failed: {err}") from None
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fd, part = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=local.parent)
+        digest, size = hashlib.md5(), 0
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+            announced = response.headers.get("Content-Length")
+            for chunk in iter(lambda: response.read(CHUNK), b""):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        if announced is not None and size != int(announced):  # urllib returns a cut transfer as a short one
+            raise WeightsError(f"download of {url} was cut short: {size:,} of {int(announced):,} bytes arrived")
+        if digest.hexdigest() != md5:
+            raise WeightsError(f"download of {url} failed its hash check: md5 is {digest.hexdigest()}, not {md5}")
+        os.replace(part, local)
+    except urllib.error.HTTPError as err:
+        raise WeightsError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
+    except urllib.error.URLError as err:
+        raise WeightsError(f"download of {url} failed: {err.reason}") from None
+    except (OSError, http.client.HTTPException) as err:  # timeouts, resets, a full disk, a broken response
+        raise WeightsError(f"download of {url} failed: {err or type(err).__name__}") from None
+    finally:
+        if part is not None:
+            Path(part).unlink(missing_ok=True)  # already gone when the rename succeeded
+    print(f"Downloaded {name} ({_size(size)}) from {host} in {time.perf_counter() - start:.1f} s", flush=True)
+    return local
+
+
+def cached_file(remote: str, md5: str, *, download: bool) -> Path:
+    """A file of Keras' hosted set: from `$VGGBOOK_WEIGHTS_DIR` as it is (the user vouches for it),
+    else from the Keras cache if its md5 is right (a cached file with a wrong md5 is removed), else
+    downloaded with `download_file` (if `download` and `$VGGBOOK_OFFLINE` is not set). A vouched
+    folder that lacks the file falls through to the Keras cache. Raises `WeightsError` when the
+    file can't be had. Chapters "architecture" and "classifier".
+    """
+    url = remote if "://" in remote else f"{BASE_URL}/{remote}"
+    name = url.rsplit("/", 1)[-1]
+    folder = vouched_dir()
+    if folder is not None and (folder / name).is_file():
+        return folder / name
+    local = keras_cache_dir() / "models" / name
+    missing = "not in the Keras cache"
+    if folder is not None:
+        missing = f"neither in {WEIGHTS_DIR_ENV}={folder} nor in the Keras cache"
+    if local.exists():
+        found = _md5(local)
+        if found == md5:
+            return local
+        try:  # a damaged or foreign file would block every later run
+            local.unlink()
+        except OSError as err:
+            raise WeightsError(f"{local} has the wrong md5 (not {md5}) and cannot be removed: {err}") from None
+        print(f"Removed {local} from the Keras cache: its md5 is {found}, not {md5}", flush=True)
+        missing += f" (its copy there failed the hash check — md5 is not {md5} — and was removed)"
+    if not download:
+        raise WeightsError(f"{name} is {missing} ({local.parent}) and downloading is off")
+    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+        raise WeightsError(f"{name} is {missing} and {OFFLINE_ENV} is set")
+    _probe(url, name)
+    return download_file(url, local, md5)
+
+
+def weights_origin(path: Path) -> str:
+    """Where a file returned by `cached_file` came from, for the page (chapter "architecture")."""
+    folder = vouched_dir()
+    if folder is not None and path.parent.resolve() == folder.resolve():
+        return f"from {WEIGHTS_DIR_ENV}={folder}, not hash-checked"
+    return "from the Keras cache, md5-checked"
 
 
 def imagenet_weights_path(config: str = "D", include_top: bool = True, *, download: bool = True) -> Path:
-    """Path of Keras' ImageNet weights for VGG16 (D) or VGG19 (E) (chapter "architecture")."""
+    """Path of Keras' ImageNet weights for VGG16 (D) or VGG19 (E), found or fetched by `cached_file`
+    (chapter "architecture")."""
     if (config, include_top) not in IMAGENET_FILES:
         raise WeightsError(f"Keras publishes ImageNet weights for VGG configs D and E only, not {config!r}")
     remote, md5 = IMAGENET_FILES[(config, include_top)]
     return cached_file(remote, md5, download=download)
 
 
+def _is_legacy_weights_file(path: Path) -> bool:
+    """True for a Keras 2 weights-only HDF5 file (Keras' ImageNet files): `layer_names` at its root."""
+    if not h5py.is_hdf5(path):
+        return False
+    with h5py.File(path, "r") as f:
+        return "layer_names" in f.attrs and "top_level_model_weights" not in f
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def _assign_legacy_weights(model: keras.Model, path: Path) -> None:
+    """Keras' legacy loading (keras/src/legacy/saving/legacy_h5_format.py: the file's layers with
+    weights matched in order to the model's), but every shape is checked before anything is assigned
+    (a mismatch leaves the model untouched), and each weight is read and assigned SLAB_ROWS rows at
+    a time: Keras' loader holds a NumPy and a tensor copy of the 411 MB fc1 kernel at once."""
+    with h5py.File(path, "r") as f:
+        groups = [f[_text(name)] for name in f.attrs["layer_names"]]
+        stored = [[group[_text(name)] for name in group.attrs["weight_names"]] for group in groups]
+        stored = [datasets for datasets in stored if datasets]
+        layers = [layer for layer in model.layers if layer.weights]
+        if len(stored) != len(layers):
+            raise ValueError(f"the file has {len(stored)} layers with weights, the model {len(layers)}")
+        pairs = []
+        for layer, datasets in zip(layers, stored, strict=True):
+            variables = layer.trainable_weights + layer.non_trainable_weights  # the order Keras saved them in
+            shapes = [tuple(d.shape) for d in datasets], [tuple(v.shape) for v in variables]
+            if shapes[0] != shapes[1]:
+                raise ValueError(f"layer {layer.name!r} has weights of shapes {shapes[1]}, the file {shapes[0]}")
+            pairs += zip(variables, datasets, strict=True)
+        for variable, dataset in pairs:
+            if dataset.ndim == 0 or dataset.shape[0] <= SLAB_ROWS:
+                variable.assign(dataset[()])
+                continue
+            for start in range(0, dataset.shape[0], SLAB_ROWS):  # TensorFlow variables take sliced assigns
+                slab = dataset[start : start + SLAB_ROWS].astype(variable.dtype, copy=False)
+                variable.value[start : start + SLAB_ROWS].assign(slab)
+
+
 def load_weights_file(model: keras.Model, path: str | os.PathLike) -> keras.Model:
     """Load a Keras weights file (legacy `.h5` or `.weights.h5`) into `model`, with an error
-    that names the file and the model when they do not fit (chapter "architecture")."""
+    that names the file and the model when they do not fit (chapter "architecture"). A legacy
+    file, like Keras' ImageNet files, is read a slab at a time (see `_assign_legacy_weights`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     if not path.name.endswith((".h5", ".hdf5", ".keras")):
         raise WeightsError(f"{path}: expected a Keras weights file ending in .h5, .weights.h5 or .keras")
     try:
-        model.load_weights(path)
+        if _is_legacy_weights_file(path):
+            _assign_legacy_weights(model, path)
+        else:
+            model.load_weights(path)
     except Exception as err:  # h5py and Keras raise OSError, ValueError, KeyError …
         raise WeightsError(f"{path} does not fit model {model.name!r}: {err}") from None
     return model
@@ -122,9 +261,9 @@ def _imagenet_compatible(model: keras.Model, include_top: bool) -> str | None:
 
 def apply_weights(model: keras.Model, weights: str | os.PathLike, *, include_top: bool) -> keras.Model:
     """Set `model`'s weights by the book's policy and record it in `model.weights_source`:
-    "random" keeps the seeded initialisation; "imagenet" loads Keras' file (cache, else
-    download) or raises; "auto" is ImageNet where it can be had, else seeded random, with
-    the reason; anything else is a file path. Chapter "architecture".
+    "random" keeps the seeded initialisation; "imagenet" loads Keras' file (vouched folder,
+    Keras cache or download: see `cached_file`) or raises; "auto" is ImageNet where it can be
+    had, else seeded random, with the reason; anything else is a file path. Chapter "architecture".
     """
     if not isinstance(weights, str | os.PathLike):
         raise WeightsError(f"weights must be 'random', 'imagenet', 'auto' or a file path, not {weights!r}")
@@ -143,8 +282,8 @@ def apply_weights(model: keras.Model, weights: str | os.PathLike, *, include_top
                 raise WeightsError(f"ImageNet weights unavailable: {reason}")
             model.weights_source = f"random (seeded initialisation) — ImageNet weights unavailable: {reason}"
             return model
-        load_weights_file(model, path)
-        model.weights_source = f"imagenet ({path.name})"
+        load_weights_file(model, path)  # a vouched file that does not load raises: never a silent fall-back
+        model.weights_source = f"imagenet ({path.name} {weights_origin(path)})"
         return model
     if isinstance(weights, str) and weights.isidentifier():
         raise WeightsError(f"unknown weights {weights!r}: use 'random', 'imagenet', 'auto' or a file path")
