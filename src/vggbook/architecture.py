@@ -5,6 +5,8 @@ Chapter "architecture" explains all of it; every block chapter reads `layer_tabl
 
 from __future__ import annotations
 
+import gc
+
 import keras
 import numpy as np
 import pandas as pd
@@ -87,8 +89,10 @@ def build_vgg(
 
     `width` scales every layer's channels and units (for CPU training, chapter "training");
     `batch_norm=True` puts BatchNormalization between each convolution and its ReLU
-    (torchvision's `vgg16_bn`). `weights` is "random" (seeded), "imagenet", "auto" or a file
-    path; `model.weights_source` says which were used. Chapter "architecture".
+    (torchvision's `vgg16_bn`). `kernel_initializer` starts the convolutions and the two hidden
+    dense layers; `predictions` always starts from Glorot's uniform (as in Keras' VGG16). `weights`
+    is "random" (seeded), "imagenet", "auto" or a file path; `model.weights_source` says which
+    were used. Chapter "architecture".
     """
     if config not in VGG_CONFIGS:
         raise ValueError(f"unknown VGG config {config!r}; choose one of {sorted(VGG_CONFIGS)}")
@@ -101,14 +105,41 @@ def build_vgg(
         raise ValueError(f"input_shape {input_shape} is too small: VGG needs at least {smallest}×{smallest} pixels")
     if include_top and classes < 1:
         raise ValueError(f"classes must be at least 1, got {classes}")
+    shape = {"include_top": include_top, "input_shape": input_shape, "classes": classes, "width": width}
+    if weights == "random":
+        model = _vgg(config, batch_norm=batch_norm, init=kernel_initializer, seed=seed, **shape)
+        return apply_weights(model, weights, include_top=include_top)
+    # A weights file overwrites every weight: start from zeros, which cost no random numbers (138 M of them
+    # for VGG16, and about 0.35 GB of TensorFlow's memory), and draw the seeded ones only if "auto" falls back.
+    model = apply_weights(
+        _vgg(config, batch_norm=batch_norm, init="zeros", seed=seed, **shape), weights, include_top=include_top
+    )
+    if model.weights_source.startswith("random"):
+        fallback = model.weights_source
+        del model
+        gc.collect()  # Keras models hold reference cycles: free the zeros before drawing the random weights
+        model = _vgg(config, batch_norm=batch_norm, init=kernel_initializer, seed=seed, **shape)
+        model.weights_source = fallback
+    return model
+
+
+def _vgg(
+    config: str,
+    *,
+    include_top: bool,
+    input_shape: tuple[int, int, int],
+    classes: int,
+    width: float,
+    batch_norm: bool,
+    init: str,
+    seed: int,
+) -> keras.Model:
+    """The Functional model of `build_vgg`, every initializer seeded (`init` "zeros" for all layers)."""
     layers = keras.layers
     seeds = iter(range(seed * 1000, seed * 1000 + 1000))
 
-    def conv_kwargs() -> dict:
-        return {
-            "padding": "same",
-            "kernel_initializer": _initializer(kernel_initializer, next(seeds)),
-        }
+    def initializer(name: str = init) -> keras.initializers.Initializer:
+        return _initializer(name, next(seeds))
 
     inputs = keras.Input(shape=input_shape, name="input_layer")
     x = inputs
@@ -118,33 +149,29 @@ def build_vgg(
             channels = max(1, round(channels * width))
             name = f"block{b}_conv{c}"
             if batch_norm:
-                x = layers.Conv2D(channels, kernel, name=name, use_bias=False, **conv_kwargs())(x)
-                x = layers.BatchNormalization(name=f"block{b}_bn{c}")(x)
+                conv = layers.Conv2D(
+                    channels, kernel, padding="same", name=name, use_bias=False, kernel_initializer=initializer()
+                )
+                x = layers.BatchNormalization(name=f"block{b}_bn{c}")(conv(x))
                 x = layers.Activation("relu", name=f"block{b}_relu{c}")(x)
             else:
-                x = layers.Conv2D(channels, kernel, activation="relu", name=name, **conv_kwargs())(x)
+                x = layers.Conv2D(
+                    channels, kernel, padding="same", activation="relu", name=name, kernel_initializer=initializer()
+                )(x)
         x = layers.MaxPooling2D((2, 2), strides=(2, 2), name=f"block{b}_pool")(x)
 
     if include_top:
         units = max(1, round(FC_UNITS * width))
         x = layers.Flatten(name="flatten")(x)
-        x = layers.Dense(
-            units, activation="relu", name="fc1", kernel_initializer=_initializer(kernel_initializer, next(seeds))
-        )(x)
-        x = layers.Dense(
-            units, activation="relu", name="fc2", kernel_initializer=_initializer(kernel_initializer, next(seeds))
-        )(x)
-        x = layers.Dense(
-            classes,
-            activation="softmax",
-            name="predictions",
-            kernel_initializer=_initializer("glorot_uniform", next(seeds)),
-        )(x)
+        x = layers.Dense(units, activation="relu", name="fc1", kernel_initializer=initializer())(x)
+        x = layers.Dense(units, activation="relu", name="fc2", kernel_initializer=initializer())(x)
+        last = "zeros" if init == "zeros" else "glorot_uniform"
+        x = layers.Dense(classes, activation="softmax", name="predictions", kernel_initializer=initializer(last))(x)
 
     name = {"D": "vgg16", "E": "vgg19"}.get(config, f"vgg_{config}") + ("_bn" if batch_norm else "")
     model = keras.Model(inputs, x, name=name)
     model.vgg_config = config
-    return apply_weights(model, weights, include_top=include_top)
+    return model
 
 
 def build_vgg16(**kwargs) -> keras.Model:
