@@ -71,11 +71,15 @@ def test_unit_field_box_is_the_layer_tables(small_block):
     field = vggbook.unit_field(small_block)
     assert field.layer == "block2_pool" and (field.row, field.col) == (28, 28)
     assert field.box == vggbook.receptive_field_box(small_block.table, "block2_pool", 28, 28, 224)
-    assert field.size == 16 and field.stride == 4
-    assert field.erf.shape == (224, 224) and 1 <= field.effective <= 2 * field.size
+    assert field.size == 16 and field.stride == 4 and field.channels == 16
+    assert field.erf.shape == (224, 224) and 1 <= field.effective <= field.inside == 16 * 16
     x0, y0, x1, y1 = field.box  # the gradient lives inside the theoretical field
     inside = field.erf[y0 : y1 + 1, x0 : x1 + 1].sum()
     assert inside == pytest.approx(field.erf.sum(), rel=1e-6)
+    heaviest = np.sort(field.erf.ravel())[::-1]  # the effective area: the fewest pixels with 90% of the mass
+    assert heaviest[: field.effective].sum() >= 0.9 * heaviest.sum() > heaviest[: field.effective - 1].sum()
+    corner = vggbook.unit_field(small_block, "block2_pool", 0, 0)  # its field reaches past the photo's corner
+    assert corner.box[:2] == (0, 0) and corner.inside < 16 * 16 and "lie inside the photo" in corner.summary.data
     assert field.plot().get_figwidth() <= vggbook.PAGE_WIDTH
     with pytest.raises(ValueError, match="no map of layer"):
         vggbook.unit_field(small_block, "fc1")
@@ -99,25 +103,35 @@ def test_gratings_are_what_they_say():
     assert np.all(vggbook.grating(90, 8, size=32) == vggbook.grating(90, 8, size=32)[:, :1])
     red_green = vggbook.grating(0, 8, contrast="red–green", size=32).astype(int)
     assert np.all(np.abs(red_green[..., 0] + red_green[..., 1] - 255) <= 1)  # red and green in antiphase
+    for contrast in vggbook.responses.CONTRASTS:  # the same strength along every colour axis
+        image = vggbook.grating(0, 8, contrast=contrast, size=32).astype(float) - 127.5
+        assert np.linalg.norm(image, axis=-1).max() == pytest.approx(vggbook.responses.STRENGTH, abs=1)
     with pytest.raises(ValueError, match="unknown contrast"):
         vggbook.grating(0, 8, contrast="purple")
 
 
 def test_orientation_tuning_finds_a_filter_built_to_prefer_one_orientation():
-    # Channel 0: a vertical-edge detector (x-derivative) on all colours; channel 1: a centre-only blob.
-    kernel = np.zeros((3, 3, 3, 2), np.float32)
+    # Channel 0: a vertical-edge detector (x-derivative) on all colours; channel 1: a centre-only blob;
+    # channel 2: red minus green at the centre, a colour-opponent blob.
+    kernel = np.zeros((3, 3, 3, 3), np.float32)
     kernel[:, 0, :, 0], kernel[:, 2, :, 0] = -1.0, 1.0
     kernel[1, 1, :, 1] = 1.0 / 3
-    conv = layers.Conv2D(2, (3, 3), padding="same", activation="relu", name="block1_conv1")
+    kernel[1, 1, 2, 2], kernel[1, 1, 1, 2] = 1.0, -1.0  # input channels are B, G, R: +R −G
+    conv = layers.Conv2D(3, (3, 3), padding="same", activation="relu", name="block1_conv1")
     net = keras.Sequential([keras.Input(shape=(None, None, 3)), conv])
-    conv.set_weights([kernel, np.zeros(2, np.float32)])
+    conv.set_weights([kernel, np.zeros(3, np.float32)])
     tuning = vggbook.orientation_tuning(net, "block1_conv1")
-    assert tuning.responses.shape == (2, 3, 12, 5)
+    assert tuning.responses.shape == (3, 3, 12, 5)
     assert tuning.preferred[0] == pytest.approx(0, abs=1) or tuning.preferred[0] == pytest.approx(180, abs=1)
+    assert tuning.selectivity[0] == pytest.approx(vggbook.ideal_edge_selectivity())
     assert tuning.selectivity[0] > 0.3 and tuning.selectivity[1] < 0.05
-    assert tuning.counts() == {"channels": 2, "orientation-selective": 1, "prefer colour": 0, "silent": 0}
-    table = vggbook.tuning_table({"built": tuning}, "tab-x", "x")._repr_markdown_()
-    assert "| built | 2 | 1 |" in table
+    assert tuning.colour_preference("red–green")[2] > 0.5 > tuning.colour_preference("red–green")[0]
+    counts = tuning.counts()
+    assert counts["orientation-selective (index ≥ 0.3)"] == 1 and counts["prefer red–green"] == 1
+    assert counts["silent"] == 0
+    assert vggbook.stimulus_count() == (180, 720)
+    table = vggbook.tuning_table({"built": tuning, "again": [tuning, tuning]}, "tab-x", "x")._repr_markdown_()
+    assert "| built | 1 |" in table and "| again | 1 (1–1) |" in table
 
 
 def test_orientation_tuning_refuses_layers_past_the_first_pool(vgg16_small_224):
@@ -133,14 +147,22 @@ def test_dataset_examples_find_the_strongest_units_and_their_patches(vgg16_small
         for n, p in photos.items()
     }
     channel = int(vggbook.rank_channels(maps["chelsea"])[0])
-    found = vggbook.dataset_examples(model, "block3_conv3", [channel], photos, table, k=4, patch=32)
+    found = vggbook.dataset_examples(model, "block3_conv3", [channel], photos, table, k=4)
     name, row, col, value = found.found[channel][0]
     best = max(maps.items(), key=lambda item: item[1][..., channel].max())
     assert name == best[0] and value == pytest.approx(best[1][..., channel].max())
     assert maps[name][0, row, col, channel] == pytest.approx(value)
     values = [v for *_, v in found.found[channel]]
     assert values == sorted(values, reverse=True) and len(values) == 4
-    assert all(p.shape == (32, 32, 3) for p in found.patches[channel])
+    assert all(p.shape == (40, 40, 3) for p in found.patches[channel])  # block3_conv3's receptive field
+    for (name, r, c, _), (top, left, h, w), square in zip(
+        found.found[channel], found.inside[channel], found.patches[channel], strict=True
+    ):
+        x0, y0, x1, y1 = vggbook.receptive_field_box(table, "block3_conv3", r, c, 224)
+        assert np.array_equal(square[top : top + h, left : left + w], photos[name][y0 : y1 + 1, x0 : x1 + 1])
+    same_photo = [(r, c) for n, r, c, _ in found.found[channel] if n == name]
+    for i, (r1, c1) in enumerate(same_photo):  # no two fields of one photo overlap: a whole field (10 units) apart
+        assert all(max(abs(r1 - r2), abs(c1 - c2)) >= 10 for r2, c2 in same_photo[i + 1 :])
     assert isinstance(found.silent, pd.Series) and list(found.silent.index) == list(photos)
     with pytest.raises(ValueError, match="channels must be"):
         vggbook.dataset_examples(model, "block3_conv3", [10_000], photos, table)

@@ -293,7 +293,7 @@ def test_layer_table_view_reads_like_a_book(vgg16_full):
     conv = dict(zip(header, rows["block1_conv2"], strict=True))
     assert conv["output"] == "224×224×64" and conv["parameters"] == "36,928"
     assert conv["MACs (millions)"] == "1,849.7" and conv["activations (KiB)"] == "12,544"
-    assert conv["receptive field (px)"] == "5" and conv["padding (px)"] == "2"
+    assert conv["receptive field (px)"] == "5" and conv["effective padding (px)"] == "2"
     fc1 = dict(zip(header, rows["fc1"], strict=True))
     assert fc1["parameters"] == "102,764,544" and fc1["receptive field (px)"] == "–"
     assert dict(zip(header, rows["block5_pool"], strict=True))["receptive field (px)"] == "212"

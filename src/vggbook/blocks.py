@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from vggbook.architecture import block_layers, build_vgg16, layer_table
 from vggbook.features import feature_maps
 from vggbook.images import preprocess, sample_image
-from vggbook.interpret import effective_receptive_field, effective_rf_size
+from vggbook.interpret import effective_receptive_field
 from vggbook.plotting import PAGE_WIDTH, NumberedTable, draw_box, layer_table_view, numbered_table, receptive_field_box
 from vggbook.weights import describe_weights
 
@@ -166,8 +166,8 @@ def block_cost(block: Block, block_model: keras.Model) -> BlockCost:
     seconds = _median_seconds(lambda: block_model(block.input, training=False))
     summary = Markdown(
         f"Block {n} has **{params:,}** parameters ({share_params:.1%} of the {int(conv_base['params'].sum()):,} "
-        f"of VGG16's convolutional part), does **{macs / 1e9:.2f} G** multiply-accumulates for one photograph "
-        f"({share_macs:.1%} of the convolutional part's {conv_base['macs'].sum() / 1e9:.2f} G) and writes "
+        f"of VGG16's convolutional base), does **{macs / 1e9:.2f} G** multiply-accumulates for one photograph "
+        f"({share_macs:.1%} of the convolutional base's {conv_base['macs'].sum() / 1e9:.2f} G) and writes "
         f"**{memory / 2**20:.1f} MiB** of activations. On this machine it runs in **{seconds * 1000:.0f} ms** "
         f"(median of {TIMING_RUNS} runs)."
     )
@@ -176,28 +176,40 @@ def block_cost(block: Block, block_model: keras.Model) -> BlockCost:
 
 @dataclass
 class UnitField:
-    """`unit_field`'s result: one unit's theoretical and effective receptive field."""
+    """`unit_field`'s result: the theoretical and the effective receptive field of one position of a layer."""
 
     layer: str
     row: int
     col: int
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1), inclusive, clipped to the photo
     size: int  # the theoretical receptive field's side, px
-    stride: int  # the distance between neighbouring units, px
-    erf: np.ndarray  # |∂ unit / ∂ pixel|, summed over colours, (224, 224)
-    effective: int  # side of the smallest square around the box's centre holding 90 % of the gradient
+    stride: int  # the distance between neighbouring positions, px
+    channels: int  # the units at the position, one per channel, whose summed gradient `erf` is
+    erf: np.ndarray  # |∂ (sum of the position's units) / ∂ pixel|, summed over colours, (224, 224)
     photo: np.ndarray
 
+    @property
+    def inside(self) -> int:
+        """Pixels of the receptive field that lie inside the photo."""
+        x0, y0, x1, y1 = self.box
+        return (x1 - x0 + 1) * (y1 - y0 + 1)
+
+    @property
+    def effective(self) -> int:
+        """The fewest pixels that hold 90% of the gradient: the effective receptive field's area."""
+        mass = np.sort(self.erf.ravel())[::-1].cumsum()
+        return int(np.searchsorted(mass, 0.9 * mass[-1]) + 1) if mass[-1] > 0 else 0
+
     def plot(self) -> Figure:
-        """The photo with the unit's box, beside its effective receptive field, zoomed to a margin around it."""
+        """The photo with the position's box, beside the gradient, zoomed to a margin around the box."""
         fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.4), layout="constrained")
         axes[0].imshow(self.photo)
         draw_box(axes[0], self.box, f"receptive field {self.size} px")
-        axes[0].set_title(f"{self.layer} unit ({self.row}, {self.col})", fontsize=10)
-        centre_y, centre_x = (self.box[1] + self.box[3]) // 2, (self.box[0] + self.box[2]) // 2
-        half = max(self.size, 12)
-        top, bottom = max(centre_y - half, 0), min(centre_y + half, self.erf.shape[0])
-        left, right = max(centre_x - half, 0), min(centre_x + half, self.erf.shape[1])
+        axes[0].set_title(f"{self.layer}, position ({self.row}, {self.col})", fontsize=10)
+        x0, y0, x1, y1 = self.box
+        margin = max(self.size // 2, 12)
+        top, bottom = max(y0 - margin, 0), min(y1 + margin + 1, self.erf.shape[0])
+        left, right = max(x0 - margin, 0), min(x1 + margin + 1, self.erf.shape[1])
         crop = self.erf[top:bottom, left:right]
         shown = axes[1].imshow(
             crop / crop.max() if crop.max() > 0 else crop,
@@ -205,7 +217,10 @@ class UnitField:
             extent=(left - 0.5, right - 0.5, bottom - 0.5, top - 0.5),
         )
         draw_box(axes[1], self.box, colour="cyan")
-        axes[1].set_title("effective receptive field\n|∂ unit / ∂ pixel|, zoomed", fontsize=10)
+        zoomed = ", zoomed" if crop.shape != self.erf.shape else ""
+        axes[1].set_title(
+            f"effective receptive field{zoomed}\n|∂ (sum of its {self.channels} units) / ∂ pixel|", fontsize=10
+        )
         fig.colorbar(shown, ax=axes[1], shrink=0.8, label="share of the largest gradient")
         for ax in axes:
             ax.set_axis_off()
@@ -213,38 +228,34 @@ class UnitField:
 
     @property
     def summary(self) -> Markdown:
-        text = (
-            f"The unit's receptive field is **{self.size}×{self.size}** pixels, and neighbouring units of "
-            f"`{self.layer}` are **{self.stride}** pixels apart; 90 % of its gradient comes from a "
-            f"**{self.effective}×{self.effective}** square around the field's centre"
+        x0, y0, x1, y1 = self.box
+        clipped = (x1 - x0 + 1, y1 - y0 + 1) != (self.size, self.size)
+        inside = f", of which {x1 - x0 + 1}×{y1 - y0 + 1} lie inside the photo" if clipped else ""
+        share = self.effective / self.inside
+        return Markdown(
+            f"The receptive field of position ({self.row}, {self.col}) of `{self.layer}` is "
+            f"**{self.size}×{self.size}** pixels{inside}, and neighbouring positions are **{self.stride}** pixels "
+            f"apart. 90% of the gradient of its {self.channels} units comes from **{self.effective:,}** pixels: "
+            f"**{share:.0%}** of the field's {self.inside:,} pixels inside the photo"
+            + (", so the effective field is much smaller than the theoretical one." if share < 0.5 else ".")
         )
-        if self.effective < self.size:
-            share = self.effective**2 / self.size**2
-            text += f", {share:.0%} of the field's area."
-        else:
-            text += (
-                ": for a field this small the gradient still fills it (the square has an odd side, so it "
-                "can exceed an even field by a pixel)."
-            )
-        return Markdown(text)
 
 
 def unit_field(block: Block, layer: str | None = None, row: int | None = None, col: int | None = None) -> UnitField:
-    """One unit of `layer` (default: the block's pool, its centre unit): its receptive field from the layer
-    table (Araujo et al. 2019) and its effective receptive field, the gradient of the unit with respect to
+    """One position of `layer` (default: the block's pool, at the centre of its map — just below and right
+    of it for an even size): its receptive field from the layer table (Araujo et al. 2019), and its
+    effective receptive field, the gradient of the sum of its units (one per channel) with respect to
     every input pixel (Luo et al. 2016) (block chapters)."""
     layer = block.layers[-1] if layer is None else layer
     if layer not in block.maps:
         raise ValueError(f"no map of layer {layer!r}; the chapter has {', '.join(block.maps)}")
-    rows, cols = block.maps[layer].shape[1:3]
+    rows, cols, channels = block.maps[layer].shape[1:4]
     row = rows // 2 if row is None else row
     col = cols // 2 if col is None else col
     size, stride = (int(block.table.loc[layer, key]) for key in ("receptive_field", "stride"))
     box = receptive_field_box(block.table, layer, row, col, block.photo.shape[0])
     erf = effective_receptive_field(block.model, block.x, layer, row, col)
-    centre = ((box[1] + box[3]) // 2, (box[0] + box[2]) // 2)
-    effective = effective_rf_size(erf, centre, fraction=0.9)
-    return UnitField(layer, row, col, box, size, stride, erf, effective, block.photo)
+    return UnitField(layer, row, col, box, size, stride, channels, erf, block.photo)
 
 
 STAT_COLUMNS = {"zeros": "zeros", "mean": "mean", "std": "standard deviation", "max": "largest value"}
@@ -269,7 +280,7 @@ class ActivationStats:
         return numbered_table(
             shown,
             f"tab-block{n}-stats",
-            f"Activation statistics of block {n}'s layers{reads} on the photograph: the fraction of the numbers "
+            f"Activation statistics of block {n}'s layers{reads}, on the photograph: the fraction of the units "
             "that are exactly zero, their mean, standard deviation and largest value.",
             {"zeros": "{:.1%}", "mean": "{:.3g}", "standard deviation": "{:.3g}", "largest value": "{:.3g}"},
         )
@@ -296,7 +307,7 @@ class ActivationStats:
         n, stats = self.block.number, self.frame
         after = stats.loc[self.block.layers[-1]]
         text = (
-            f"After block {n}, **{after['zeros']:.0%}** of the numbers are zero and their standard deviation is "
+            f"After block {n}, **{after['zeros']:.0%}** of the units are zero and their standard deviation is "
             f"**{after['std']:.3g}**"
         )
         if n == 1:

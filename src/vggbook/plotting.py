@@ -219,7 +219,7 @@ def plot_architecture(config: str = "D", input_size: int = 224, title: str | Non
     ax.set_aspect("equal")
     ax.set_axis_off()
     name = {"D": "VGG16", "E": "VGG19"}.get(config, f"VGG config {config}")
-    ax.set_title(title or f"{name}: slab height ∝ spatial size, depth ∝ log(channels)")
+    ax.set_title(title or f"{name}: slab height grows with spatial size, depth with log₂(channels)")
     return fig
 
 
@@ -290,8 +290,8 @@ LAYER_HEADERS: dict[str, tuple[str, object]] = {
     "params": ("parameters", int),
     "macs": ("MACs (millions)", lambda macs: macs / 1e6),
     "receptive_field": ("receptive field (px)", lambda v: None if pd.isna(v) else int(v)),
-    "stride": ("stride (px)", lambda v: None if pd.isna(v) else int(v)),
-    "padding": ("padding (px)", lambda v: None if pd.isna(v) else int(v)),
+    "stride": ("effective stride (px)", lambda v: None if pd.isna(v) else int(v)),
+    "padding": ("effective padding (px)", lambda v: None if pd.isna(v) else int(v)),
     "activation_bytes": ("activations (KiB)", lambda n: n / 1024),
 }
 
@@ -342,4 +342,5 @@ def plot_preprocessing(photo: np.ndarray) -> Figure:
     fig.colorbar(shown, ax=axes[2:], location="bottom", shrink=0.6, label="network input (pixel units)")
     for ax in axes:
         ax.set_axis_off()
+    fig.suptitle("What preprocessing does to the photo: BGR order, ImageNet's mean colour subtracted", fontsize=10)
     return fig

@@ -7,41 +7,55 @@ Both work the same on random and on trained weights; the chapters state what the
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import cv2
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from vggbook.features import check_layer_names, feature_maps
 from vggbook.images import CAFFE_MEAN_BGR, preprocess
 from vggbook.plotting import PAGE_WIDTH, NumberedTable, numbered_table, receptive_field_box
 
-__all__ = ["DatasetExamples", "Tuning", "dataset_examples", "grating", "orientation_tuning", "tuning_table"]
+__all__ = [
+    "DatasetExamples",
+    "Tuning",
+    "dataset_examples",
+    "grating",
+    "ideal_edge_selectivity",
+    "orientation_tuning",
+    "stimulus_count",
+    "tuning_table",
+]
 
 ORIENTATIONS = np.arange(0, 180, 15)  # degrees: 12 orientations, half a turn (a grating at θ and θ+180° is the same)
 PERIODS = (3, 4, 6, 8, 12)  # pixels per cycle: from the finest a 3×3 kernel can tell apart to broad bands
 PHASES = 4  # gratings shifted by a quarter cycle each, so a filter's response does not depend on alignment
-# The two poles of each grating, as RGB. "luminance": dark against light; the colour pairs swing two colours
-# against each other around the same grey, the opponent axes of colour vision (red–green, blue–yellow).
-CONTRASTS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
-    "luminance": ((0, 0, 0), (255, 255, 255)),
-    "red–green": ((255, 0, 128), (0, 255, 128)),
-    "blue–yellow": ((0, 0, 255), (255, 255, 0)),
+# Each grating swings around mid-grey along one direction of RGB space, all with the same strength (the same
+# distance in RGB between the two poles): light–dark along (1, 1, 1); red–green along (1, −1, 0) and
+# blue–yellow along (−½, −½, 1), the opponent axes of colour vision, which keep the mean of R, G and B
+# constant (they are not equiluminant for the eye, which weighs green most).
+CONTRASTS: dict[str, tuple[float, float, float]] = {
+    "light–dark": (1.0, 1.0, 1.0),
+    "red–green": (1.0, -1.0, 0.0),
+    "blue–yellow": (-0.5, -0.5, 1.0),
 }
+STRENGTH = 156.0  # RGB distance from mid-grey to either pole: the most the blue–yellow axis allows in 0–255
 SELECTIVE = 0.3  # orientation selectivity index above which the book calls a channel orientation-selective
-GRATING_SIZE = 48  # px: several cycles of the broadest grating, and the border (where padding acts) cropped
+GRATING_SIZE = 32  # px: over two cycles of the broadest grating, with the border (where padding acts) cropped
 
 
-def grating(orientation: float, period: float, phase: float = 0.0, contrast: str = "luminance", size: int = 48):
-    """A sinusoidal grating, RGB uint8 (size, size, 3): stripes at `orientation` degrees (0 = vertical
-    stripes, the intensity varying along x), `period` pixels per cycle, swinging between the two colours
-    of `contrast` (a key of `CONTRASTS`) (chapter "block1")."""
+def grating(orientation: float, period: float, phase: float = 0.0, contrast: str = "light–dark", size: int = 32):
+    """A sinusoidal grating, RGB uint8 (size, size, 3): stripes across the direction `orientation` degrees
+    (0° = vertical stripes, the intensity varying along x; 90° = horizontal stripes), `period` pixels per
+    cycle, swinging around mid-grey along the colour axis `contrast` (a key of `CONTRASTS`), all of the
+    same strength (chapter "block1")."""
     if contrast not in CONTRASTS:
         raise ValueError(f"unknown contrast {contrast!r}; choose one of {', '.join(CONTRASTS)}")
     if period <= 0 or size < 1:
@@ -50,9 +64,19 @@ def grating(orientation: float, period: float, phase: float = 0.0, contrast: str
     # rounded, so that 90° gives exactly horizontal stripes (cos 90° is 6e-17 in floating point)
     along_x, along_y = np.round(np.cos(theta), 12), np.round(np.sin(theta), 12)
     y, x = np.mgrid[0:size, 0:size].astype(np.float64)
-    wave = 0.5 + 0.5 * np.cos(2 * np.pi * (x * along_x + y * along_y) / period + phase)
-    low, high = (np.array(c, dtype=np.float64) for c in CONTRASTS[contrast])
-    return np.round(low + wave[..., None] * (high - low)).astype(np.uint8)
+    wave = np.cos(2 * np.pi * (x * along_x + y * along_y) / period + phase)  # −1 … 1
+    axis = np.array(CONTRASTS[contrast]) / np.linalg.norm(CONTRASTS[contrast])
+    return np.round(127.5 + STRENGTH * wave[..., None] * axis).astype(np.uint8)
+
+
+def stimulus_count(
+    orientations: Sequence[float] = tuple(ORIENTATIONS),
+    periods: Sequence[int] = PERIODS,
+    contrasts: Sequence[str] = tuple(CONTRASTS),
+) -> tuple[int, int]:
+    """(gratings, images): orientation × period × contrast, and that times the phases (chapter "block1")."""
+    gratings = len(orientations) * len(periods) * len(contrasts)
+    return gratings, gratings * PHASES
 
 
 @dataclass
@@ -75,62 +99,65 @@ class Tuning:
         """Channels that are zero on every grating."""
         return self.responses.reshape(self.channels, -1).max(axis=1) <= 0
 
-    def _luminance(self) -> np.ndarray:
-        """(channels, orientations): each channel's response to luminance gratings at its best period."""
-        lum = self.responses[:, self.contrasts.index("luminance")]  # (c, o, p)
+    def _light_dark(self) -> np.ndarray:
+        """(channels, orientations): each channel's response to light–dark gratings at its best period."""
+        lum = self.responses[:, self.contrasts.index("light–dark")]  # (c, o, p)
         best_period = lum.max(axis=1).argmax(axis=1)
         return lum[np.arange(self.channels), :, best_period]
 
+    def _vector(self) -> np.ndarray:
+        return (self._light_dark() * np.exp(2j * np.deg2rad(self.orientations))).sum(axis=1)
+
     @property
     def selectivity(self) -> np.ndarray:
-        """Orientation selectivity index per channel, |Σ r(θ) e^{2iθ}| / Σ r(θ) over the luminance gratings
-        at the channel's best period: 0 for the same response at every orientation, 1 for a response at one
-        orientation only; NaN for a channel silent on them all."""
-        r = self._luminance()
-        vector = (r * np.exp(2j * np.deg2rad(self.orientations))).sum(axis=1)
-        total = r.sum(axis=1)
-        return np.divide(np.abs(vector), total, out=np.full(self.channels, np.nan), where=total > 0)
+        """Orientation selectivity index per channel, |Σ r(θ) e^{2iθ}| / Σ r(θ) over the light–dark gratings
+        at the channel's best period (one minus the circular variance): 0 for the same response at every
+        orientation, higher the more one orientation dominates; NaN for a channel silent on them all."""
+        total = self._light_dark().sum(axis=1)
+        return np.divide(np.abs(self._vector()), total, out=np.full(self.channels, np.nan), where=total > 0)
 
     @property
     def preferred(self) -> np.ndarray:
-        """Preferred orientation per channel, degrees in [0, 180)."""
-        r = self._luminance()
-        vector = (r * np.exp(2j * np.deg2rad(self.orientations))).sum(axis=1)
-        return np.rad2deg(np.angle(vector) / 2) % 180
+        """Preferred orientation per channel, degrees in [0, 180) (0° = vertical stripes)."""
+        return np.rad2deg(np.angle(self._vector()) / 2) % 180
 
-    @property
-    def colour_index(self) -> np.ndarray:
-        """(C − L) / (C + L) per channel, with L its strongest response to any luminance grating and C to any
-        colour grating: above 0 it responds more to colour contrast than to light–dark contrast."""
-        strongest = self.responses.max(axis=(2, 3))  # (c, contrasts)
-        lum = strongest[:, self.contrasts.index("luminance")]
-        colour = np.delete(strongest, self.contrasts.index("luminance"), axis=1).max(axis=1)
+    def colour_preference(self, contrast: str) -> np.ndarray:
+        """(C − L) / (C + L) per channel, with C its strongest response to a grating of the colour axis
+        `contrast` and L to a light–dark one: above 0 it responds more to that colour contrast."""
+        strongest = self.responses.max(axis=(2, 3))  # (channels, contrasts)
+        lum, colour = strongest[:, self.contrasts.index("light–dark")], strongest[:, self.contrasts.index(contrast)]
         total = lum + colour
         return np.divide(colour - lum, total, out=np.full(self.channels, np.nan), where=total > 0)
 
-    def counts(self) -> dict[str, int]:
-        """How many channels are orientation-selective, prefer colour, are silent, in all."""
-        osi, colour = self.selectivity, self.colour_index
-        return {
-            "channels": self.channels,
-            "orientation-selective": int(np.sum(osi >= SELECTIVE)),
-            "prefer colour": int(np.sum(colour > 0)),
-            "silent": int(self.silent.sum()),
+    def counts(self) -> dict[str, float]:
+        """Orientation-selective channels, the median selectivity index, the channels that prefer each colour
+        axis to light–dark, and the silent ones."""
+        osi = self.selectivity[~np.isnan(self.selectivity)]
+        found = {
+            f"orientation-selective (index ≥ {SELECTIVE})": int(np.sum(osi >= SELECTIVE)),
+            "median selectivity index": float(np.median(osi)) if osi.size else np.nan,
         }
+        for contrast in self.contrasts:
+            if contrast != "light–dark":
+                found[f"prefer {contrast}"] = int(np.sum(self.colour_preference(contrast) > 0))
+        found["silent"] = int(self.silent.sum())
+        return found
 
     def plot(self) -> Figure:
-        """Example gratings; every channel's orientation tuning (rows sorted by preferred orientation,
-        each scaled to its own peak); selectivity against colour preference, one dot per channel."""
-        fig = plt.figure(figsize=(PAGE_WIDTH, 4.4), layout="constrained")
+        """Example gratings; every channel's tuning to light–dark gratings (rows sorted by preferred
+        orientation, each at its best period and scaled to its own peak); orientation selectivity against
+        the preference for each colour axis, one dot per channel and axis."""
+        gratings, images = stimulus_count(self.orientations, self.periods, self.contrasts)
+        fig = plt.figure(figsize=(PAGE_WIDTH, 4.6), layout="constrained")
         left, middle, right = fig.subfigures(1, 3, width_ratios=[0.9, 1.5, 1.6])
-        examples = [("luminance", 0, 8), ("luminance", 45, 4), ("red–green", 90, 8), ("blue–yellow", 135, 6)]
+        examples = [("light–dark", 0, 8), ("light–dark", 45, 4), ("red–green", 90, 8), ("blue–yellow", 135, 6)]
         for ax, (contrast, angle, period) in zip(left.subplots(4, 1), examples, strict=True):
             ax.imshow(grating(angle, period, contrast=contrast, size=32), interpolation="nearest")
             ax.set_title(f"{contrast}, {angle}°, {period} px", fontsize=7)
             ax.set_axis_off()
-        left.suptitle("gratings (4 of 180)", fontsize=9)
+        left.suptitle(f"4 of {gratings} gratings", fontsize=9)
 
-        tuning = self._luminance()
+        tuning = self._light_dark()
         order = np.argsort(np.where(self.silent, 999, self.preferred), kind="stable")
         peak = tuning.max(axis=1, keepdims=True)
         scaled = np.divide(tuning, peak, out=np.zeros_like(tuning), where=peak > 0)[order]
@@ -138,13 +165,16 @@ class Tuning:
         shown = ax.imshow(scaled, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks(range(0, len(self.orientations), 3), [f"{o}°" for o in self.orientations[::3]], fontsize=7)
         ax.set_yticks([])
-        ax.set_xlabel("orientation of the stripes", fontsize=8)
+        ax.set_xlabel("direction across the stripes\n(0° = vertical stripes)", fontsize=8)
         ax.set_ylabel(f"{self.channels} channels, by preferred orientation", fontsize=8)
-        ax.set_title("tuning to light–dark gratings", fontsize=9)
+        ax.set_title("light–dark, best period", fontsize=9)
         middle.colorbar(shown, ax=ax, location="bottom", shrink=0.8, label="share of the channel's peak")
 
         ax = right.subplots()
-        ax.scatter(self.colour_index, self.selectivity, s=14, alpha=0.8)
+        for contrast, marker in zip([c for c in self.contrasts if c != "light–dark"], "os", strict=False):
+            ax.scatter(
+                self.colour_preference(contrast), self.selectivity, s=12, alpha=0.7, marker=marker, label=contrast
+            )
         ax.axhline(SELECTIVE, color="grey", ls=":", lw=1)
         ax.axvline(0, color="grey", ls=":", lw=1)
         ax.set_xlim(-1.05, 1.05)
@@ -152,22 +182,22 @@ class Tuning:
         ax.set_xlabel("colour preference (C − L)/(C + L)", fontsize=8)
         ax.set_ylabel("orientation selectivity index", fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.set_title("one dot per channel", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+        ax.set_title("one dot per channel and colour axis", fontsize=9)
         fig.suptitle(
-            f"{self.layer}: responses to {len(self.contrasts) * len(self.orientations) * len(self.periods)} gratings",
-            fontsize=10,
+            f"{self.layer}: responses to {gratings} gratings in {PHASES} phases ({images} images)", fontsize=10
         )
         return fig
 
     @property
     def summary(self) -> Markdown:
         n = self.counts()
-        osi = self.selectivity[~np.isnan(self.selectivity)]
+        colours = [k for k in n if k.startswith("prefer ")]
+        preferences = " and ".join(f"**{n[k]}** respond more to a {k.removeprefix('prefer ')} grating" for k in colours)
         return Markdown(
-            f"Of the **{n['channels']}** channels of `{self.layer}`, **{n['orientation-selective']}** are "
-            f"orientation-selective (index ≥ {SELECTIVE}; the median index is {np.median(osi):.2f}), "
-            f"**{n['prefer colour']}** respond more strongly to a colour grating than to any light–dark one, "
-            f"and **{n['silent']}** are zero on every grating."
+            f"Of the {self.channels} channels of `{self.layer}`, **{n[next(iter(n))]}** are orientation-selective "
+            f"(index ≥ {SELECTIVE}; the median index is {n['median selectivity index']:.2f}); {preferences} than "
+            f"to any light–dark one; **{n['silent']}** are zero on every grating."
         )
 
 
@@ -180,10 +210,12 @@ def orientation_tuning(
     contrasts: Sequence[str] = tuple(CONTRASTS),
 ) -> Tuning:
     """Each channel of a first-block layer's response to sinusoidal gratings of every orientation, period
-    and contrast (`grating`), averaged over positions away from the border and over 4 phases: the
-    measurement of Hubel and Wiesel's simple cells, applied to a network (chapter "block1"). The gratings
-    are preprocessed as the photos are, and run through the model's layers up to `layer` only."""
+    and contrast (`grating`), averaged over positions away from the border and over 4 phases — the way
+    orientation tuning is measured in the visual cortex (Ringach et al. 2002) (chapter "block1"). The
+    gratings are preprocessed as the photos are, and run through the model's layers up to `layer` only."""
     (layer,) = check_layer_names(model, [layer])
+    if "light–dark" not in contrasts:
+        raise ValueError("contrasts must include 'light–dark': selectivity is measured on it")
     chain = []
     for lyr in model.layers:
         if isinstance(lyr, keras.layers.InputLayer):
@@ -203,35 +235,48 @@ def orientation_tuning(
         ]
     )
     margin = len(chain)  # each 3×3 convolution's zero padding reaches one pixel further in
-    means = []
-    for batch in np.array_split(preprocess(stimuli), max(1, len(stimuli) // 64)):  # ~40 MB of maps at a time
-        x = batch
-        for lyr in chain:
-            x = lyr(x)
-        means.append(keras.ops.convert_to_numpy(x)[:, margin:-margin, margin:-margin, :].mean(axis=(1, 2)))
-    means = np.concatenate(means)  # (stimuli, channels)
+    x = preprocess(stimuli)
+    for lyr in chain:
+        x = lyr(x)
+    means = keras.ops.convert_to_numpy(x)[:, margin:-margin, margin:-margin, :].mean(axis=(1, 2))  # (stimuli, C)
     shape = (len(contrasts), len(orientations), len(periods), PHASES, means.shape[-1])
     responses = means.reshape(shape).mean(axis=3)  # over phases
     return Tuning(layer, np.moveaxis(responses, -1, 0), tuple(contrasts), np.asarray(orientations), tuple(periods))
 
 
-def tuning_table(tunings: Mapping[str, Tuning], name: str, caption: str) -> NumberedTable:
-    """Several `orientation_tuning` results side by side, one row each, as a numbered table (chapter
-    "block1": the page's first layer against a freshly initialised one)."""
+def ideal_edge_selectivity() -> float:
+    """The orientation selectivity index of an ideal 3×3 vertical-edge detector (−1, 0, +1 columns on every
+    colour, no bias): the most a 3×3 kernel's smooth tuning reaches here, to calibrate the index (chapter
+    "block1")."""
+    kernel = np.zeros((3, 3, 3, 1), np.float32)
+    kernel[:, 0], kernel[:, 2] = -1.0, 1.0
+    conv = keras.layers.Conv2D(1, (3, 3), padding="same", activation="relu", name="edge")
+    net = keras.Sequential([keras.Input(shape=(None, None, 3)), conv])
+    conv.set_weights([kernel, np.zeros(1, np.float32)])
+    return float(orientation_tuning(net, "edge").selectivity[0])
+
+
+def tuning_table(tunings: Mapping[str, Tuning | Sequence[Tuning]], name: str, caption: str) -> NumberedTable:
+    """`orientation_tuning` results side by side as a numbered table: one row per result, or, for a list of
+    results (freshly initialised layers, one per seed), one row "median (lowest–highest)" (chapter "block1")."""
     rows = {}
-    for label, tuning in tunings.items():
-        osi = tuning.selectivity[~np.isnan(tuning.selectivity)]
+    for label, found in tunings.items():
+        if isinstance(found, Tuning):
+            rows[label] = found.counts()
+            continue
+        counts = pd.DataFrame([t.counts() for t in found])
         rows[label] = {
-            "channels": tuning.channels,
-            f"orientation-selective (index ≥ {SELECTIVE})": tuning.counts()["orientation-selective"],
-            "median selectivity index": float(np.median(osi)) if osi.size else np.nan,
-            "prefer colour": tuning.counts()["prefer colour"],
-            "silent on every grating": tuning.counts()["silent"],
+            column: (
+                f"{counts[column].median():.2f} ({counts[column].min():.2f}–{counts[column].max():.2f})"
+                if column == "median selectivity index"
+                else f"{counts[column].median():g} ({counts[column].min():g}–{counts[column].max():g})"
+            )
+            for column in counts.columns
         }
-    frame = pd.DataFrame(rows).T.astype({"channels": int, "prefer colour": int, "silent on every grating": int})
-    frame = frame.astype({f"orientation-selective (index ≥ {SELECTIVE})": int})
+    frame = pd.DataFrame(rows).T
     frame.index.name = "first layer"
-    return numbered_table(frame, name, caption, {"median selectivity index": "{:.2f}"})
+    formats = {"median selectivity index": lambda v: v if isinstance(v, str) else f"{v:.2f}"}
+    return numbered_table(frame, name, caption, formats)
 
 
 @dataclass
@@ -242,7 +287,8 @@ class DatasetExamples:
     layer: str
     channels: list[int]
     found: dict[int, list[tuple[str, int, int, float]]]
-    patches: dict[int, list[np.ndarray]]
+    patches: dict[int, list[np.ndarray]]  # each the unit's whole receptive field, field × field pixels
+    inside: dict[int, list[tuple[int, int, int, int]]]  # per patch, the part inside the photo: top, left, h, w
     silent: pd.Series  # per photo, the fraction of the layer's channels that are zero everywhere on it
     silent_everywhere: int  # channels zero on every photo
     total_channels: int
@@ -261,41 +307,47 @@ class DatasetExamples:
                     spine.set_visible(False)
                 if c < len(self.patches[channel]):
                     name, _, _, value = self.found[channel][c]
-                    ax.imshow(self.patches[channel][c])
+                    square = self.patches[channel][c]
+                    ax.imshow(square, interpolation="nearest" if len(square) < 64 else "antialiased")
+                    top, left, h, w = self.inside[channel][c]
+                    if (h, w) != square.shape[:2]:  # the field reaches past the photo's edge: mark the edge
+                        ax.add_patch(Rectangle((left - 0.5, top - 0.5), w, h, fill=False, ec="white", lw=0.8, ls="--"))
                     ax.set_title(f"{name.split('_')[0][:11]} {value:.3g}", fontsize=7)
             axes[r, 0].set_ylabel(f"ch {channel}", fontsize=8)
         fig.suptitle(
-            f"{self.layer}: the patches of the photos that excite each channel most (its receptive field)",
+            f"{self.layer}: the patches of the images that excite each channel most (its receptive field)",
             fontsize=10,
         )
         return fig
 
     @property
     def summary(self) -> Markdown:
-        sources = [name for found in self.found.values() for name, *_ in found]
+        sources = [name.split("_")[0] for found in self.found.values() for name, *_ in found]
         distinct = sorted(set(sources))
-        own = max(set(sources), key=sources.count)
+        frequent, times = Counter(sources).most_common(1)[0]  # a tie goes to the photo seen first (the strongest)
+        silent = (self.silent * self.total_channels).round().astype(int)
         return Markdown(
-            f"On the cat photograph **{self.silent.get('chelsea', np.nan):.0%}** of the {self.total_channels} "
-            f"channels of `{self.layer}` are zero everywhere; over the {len(self.silent)} photos that share "
-            f"ranges from {self.silent.min():.0%} to {self.silent.max():.0%}, and **{self.silent_everywhere}** "
-            f"channels are zero on every photo. The {len(sources)} patches shown come from "
-            f"**{len(distinct)}** of the {len(self.silent)} photos; the most frequent, {own}, gives "
-            f"{sources.count(own)} of them."
+            f"On the cat photograph **{silent.get('chelsea', 0)}** of the {self.total_channels} channels of "
+            f"`{self.layer}` are zero everywhere; across the {len(silent)} photos that count ranges from "
+            f"{silent.min()} to {silent.max()}, and **{self.silent_everywhere}** channels are zero on every "
+            f"photo. The {len(sources)} patches shown come from **{len(distinct)}** of the {len(silent)} photos; "
+            f"the most frequent, {frequent}, gives {times} of them."
         )
 
 
-def _field_patch(photo: np.ndarray, table: pd.DataFrame, layer: str, row: int, col: int, size: int) -> np.ndarray:
-    """The square of the photo unit (row, col) sees, `size`×`size`: where the field reaches past the photo's
-    edge, the padding the network sees there, which is 0 after preprocessing — the ImageNet mean colour."""
+def _field_patch(
+    photo: np.ndarray, table: pd.DataFrame, layer: str, row: int, col: int
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The square of the photo unit (row, col) sees, and the part of it inside the photo as (top, left, height,
+    width). Where the field reaches past the photo's edge, the square is ImageNet's mean colour: what the
+    first convolution's zero padding amounts to after preprocessing (deeper layers pad their own maps)."""
     field, stride, pad = (int(table.loc[layer, key]) for key in ("receptive_field", "stride", "padding"))
     x0, y0, x1, y1 = receptive_field_box(table, layer, row, col, photo.shape[0])
     square = np.empty((field, field, 3), dtype=np.uint8)
     square[:] = np.round(CAFFE_MEAN_BGR[::-1]).astype(np.uint8)
     top, left = y0 - (row * stride - pad), x0 - (col * stride - pad)
     square[top : top + y1 - y0 + 1, left : left + x1 - x0 + 1] = photo[y0 : y1 + 1, x0 : x1 + 1]
-    shrink = field > size
-    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_NEAREST)
+    return square, (top, left, y1 - y0 + 1, x1 - x0 + 1)
 
 
 def dataset_examples(
@@ -306,12 +358,11 @@ def dataset_examples(
     table: pd.DataFrame,
     *,
     k: int = 6,
-    patch: int = 64,
 ) -> DatasetExamples:
     """For each of `channels` of `layer`, the `k` units with the highest value across all `photos` (RGB
-    uint8, 224×224) — at most one per neighbourhood, so that one bright spot does not fill the row — and
-    the photo patch each one sees (its receptive field, from the layer table `table`, resized to `patch`
-    pixels). One forward pass per photo, up to `layer` only. Olah et al. 2017's "dataset examples"
+    uint8, 224×224) — no two whose receptive fields overlap, so that one bright spot does not fill the row — and
+    the photo patch each one sees (its receptive field, from the layer table `table`). One forward pass per
+    photo, up to `layer` only. Olah et al. 2017's "dataset examples"
     (chapters "block2" … "block5")."""
     (layer,) = check_layer_names(model, [layer])
     if not photos:
@@ -329,8 +380,8 @@ def dataset_examples(
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     stride = int(table.loc[layer, "stride"])
-    apart = max(1, int(table.loc[layer, "receptive_field"]) // (2 * stride))  # units: half a field apart
-    found, patches = {}, {}
+    apart = max(1, -(-int(table.loc[layer, "receptive_field"]) // stride))  # a whole field apart: no overlap
+    found, patches, inside = {}, {}, {}
     for channel in channels:
         values = out[..., channel]
         chosen: list[tuple[str, int, int, float]] = []
@@ -342,9 +393,11 @@ def dataset_examples(
                 continue
             chosen.append((names[i], int(r), int(c), float(values[i, r, c])))
         found[channel] = chosen
-        patches[channel] = []
+        patches[channel], inside[channel] = [], []
         for name, r, c, _ in chosen:
-            patches[channel].append(_field_patch(photos[name], table, layer, r, c, patch))
+            square, part = _field_patch(photos[name], table, layer, r, c)
+            patches[channel].append(square)
+            inside[channel].append(part)
     zero = out.max(axis=(1, 2)) <= 0  # (n, C): channel zero everywhere on photo i
     silent = pd.Series(zero.mean(axis=1), index=names)
-    return DatasetExamples(layer, channels, found, patches, silent, int(zero.all(axis=0).sum()), out.shape[-1])
+    return DatasetExamples(layer, channels, found, patches, inside, silent, int(zero.all(axis=0).sum()), out.shape[-1])
