@@ -3,8 +3,8 @@
 The yardstick is NumPy's float32 `a @ b` on large square matrices (2·N³ floating-point operations). VGG16
 does 2 × 15.47 G multiply-accumulates per 224×224 image (the layer table's sum). Measured for batch 1 and 8:
 eager `model(x)`, `model.predict(x)`, a `tf.function` graph, and `tf.function(jit_compile=True)` (XLA), whose
-first call (tracing + compiling) is reported on its own. Then what `vggbook.feature_maps` does (one eager call
-of an extractor model that returns all 18 conv and pool outputs), against the same extractor under XLA.
+first call (tracing + compiling) is reported on its own. Then what `vggbook.feature_maps` does (one call of a
+`tf.function`-compiled extractor that returns all 18 conv and pool outputs), against the same extractor under XLA.
 The ratio GFLOP/s ÷ NumPy GFLOP/s says how much of the machine the network uses. Full VGG16 with its head,
 seeded random weights (timings do not depend on the values). Prints, asserts nothing.
 Run: `python benchmarks/matmul_ratio.py [--repeats 5] [--batches 1 8]`.
@@ -98,14 +98,14 @@ def main() -> None:
         seconds = median_seconds(lambda x=x, f=xla: f(x).numpy(), args.repeats)
         row("tf.function(jit_compile=True)", batch, seconds, note=f"(first call {compile_seconds:.1f} s)")
 
-    # What the block chapters call: vggbook.feature_maps = one eager call of an 18-output extractor model.
+    # What the block chapters call: vggbook.feature_maps = one call of a compiled 18-output extractor.
     x = vggbook.preprocess(vggbook.sample_image("chelsea"))
     print(f"\n  vggbook.feature_maps (all 18 conv and pool outputs, batch 1)   [{stamp()}]")
     start = time.perf_counter()
     vggbook.feature_maps(model, x)
     first = time.perf_counter() - start
     seconds = median_seconds(lambda: vggbook.feature_maps(model, x), args.repeats)
-    row("feature_maps (eager extractor)", 1, seconds, conv_flops, f"(first call {first:.1f} s)")
+    row("feature_maps (compiled extractor)", 1, seconds, conv_flops, f"(first call {first:.1f} s)")
     names = vggbook.default_layers(model)
     extractor = keras.Model(model.input, {n: model.get_layer(n).output for n in names})
     xla = tf.function(lambda t: extractor(t, training=False), jit_compile=True)
