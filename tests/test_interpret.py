@@ -110,6 +110,32 @@ def test_grad_cam_top_class_batches_and_leaves_the_model_alone(vgg) -> None:
     np.testing.assert_array_equal(vgg.predict(x, verbose=0), before)
 
 
+@pytest.mark.parametrize(("model_name", "layer", "size"), [("vgg", "block4_conv3", 32), ("tiny", "conv1", 16)])
+def test_grad_cam_several_classes_per_image_in_one_call(request, model_name: str, layer: str, size: int) -> None:
+    model = request.getfixturevalue(model_name)
+    x = np.concatenate([photo(size), vggbook.preprocess(vggbook.sample_image("coffee", size))])
+    classes = np.array([[0, 1, 2], [3, 2, 0]])
+    cams = vggbook.grad_cam(model, x, class_index=classes, layer=layer)
+    side = model.get_layer(layer).output.shape[1]
+    assert cams.shape == (2, 3, side, side)
+    for k in range(3):  # the same maps as one class per image at a time
+        np.testing.assert_allclose(
+            cams[:, k], vggbook.grad_cam(model, x, class_index=classes[:, k], layer=layer), atol=1e-5
+        )
+    assert not np.allclose(cams[0, 0], cams[0, 1])  # and the classes' maps do differ
+
+
+def test_grad_cam_several_classes_need_the_scores_to_depend_on_the_layer_alone() -> None:
+    inputs = keras.Input((8, 8, 3))
+    conv = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    both = layers.Concatenate()([layers.GlobalAveragePooling2D()(conv), layers.GlobalAveragePooling2D()(inputs)])
+    model = keras.Model(inputs, layers.Dense(3, activation="softmax")(both))
+    x = np.random.default_rng(0).standard_normal((1, 8, 8, 3)).astype(np.float32)
+    assert vggbook.grad_cam(model, x, class_index=1, layer="conv").shape == (8, 8)
+    with pytest.raises(ValueError, match="depend on the input only through 'conv'"):
+        vggbook.grad_cam(model, x, class_index=[[0, 1]], layer="conv")
+
+
 def test_grad_cam_all_zero_map_is_zero_not_nan() -> None:
     # A ReLU layer whose every unit is dead: no positive evidence anywhere.
     model = keras.Sequential(
@@ -133,6 +159,10 @@ def test_grad_cam_all_zero_map_is_zero_not_nan() -> None:
         ({"class_index": -1}, ValueError, "out of range"),
         ({"class_index": 1.5}, TypeError, "class_index must be an int"),
         ({"class_index": [0, 1, 2]}, ValueError, "3 entries for a batch of 1"),
+        ({"class_index": [[0, 1], [2, 3]]}, ValueError, "2 entries for a batch of 1"),
+        ({"class_index": [[0, 7]]}, ValueError, r"class index \[7\] out of range"),
+        ({"class_index": [[0.5, 1.0]]}, TypeError, r"an \(images, K\) array of ints"),
+        ({"class_index": np.zeros((1, 2, 2), int)}, TypeError, "class_index must be an int"),
         ({"x": np.zeros((32, 32, 3))}, ValueError, "expected a preprocessed batch"),
         ({"x": np.zeros((1, 64, 64, 3))}, ValueError, "does not fit model"),
     ],
@@ -147,6 +177,9 @@ def test_grad_cam_needs_a_classifier_head() -> None:
     model = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(2, 3, name="c"), layers.GlobalAveragePooling2D()])
     with pytest.raises(ValueError, match="ending in a Dense or softmax layer"):
         vggbook.grad_cam(model, np.zeros((1, 8, 8, 3)), layer="c")
+
+
+PLAIN = {"jitter": 0, "scale": 0, "rotate": 0, "decay": 0}  # unregularised gradient ascent
 
 
 @pytest.mark.parametrize(
@@ -164,21 +197,100 @@ def test_activation_maximisation_raises_the_filters_mean(request, model_name, la
     side = size or model.input_shape[1]
     crop = side - 2 * (side // 8)
     assert result.images.shape == (len(filters), crop, crop, 3) and result.images.dtype == np.uint8
+    assert result.inputs.shape == (len(filters), side, side, 3)
     assert np.all(result.start > 0)
     assert np.all(result.final >= 5 * result.start), result.final / result.start
-    # Seeded: the same call gives the same images.
+    # `final` is each filter's mean activation on `inputs`, as the model computes it.
+    view = keras.Model(model.inputs[0], model.get_layer(layer).output) if size is None else None
+    if view is not None:
+        means = view(result.inputs).numpy().mean(axis=(1, 2))[np.arange(len(filters)), filters]
+        np.testing.assert_allclose(result.final, means, rtol=1e-4)
+    # Seeded: the same call gives the same images; another seed gives others.
     again = vggbook.activation_maximisation(model, layer, filters, size=size, steps=30)
     np.testing.assert_array_equal(again.images, result.images)
+    other = vggbook.activation_maximisation(model, layer, filters, size=size, steps=30, seed=1)
+    assert not np.array_equal(other.images, result.images)
 
 
 def test_activation_maximisation_wakes_filters_silent_at_the_start(vgg) -> None:
     # Some of block4_conv3's 64 filters are zero everywhere on their seeded starting noise: a plain ReLU
     # would pass them no gradient, the leaky ReLU the ascent climbs does.
-    result = vggbook.activation_maximisation(vgg, "block4_conv3", range(64), steps=30)
+    result = vggbook.activation_maximisation(vgg, "block4_conv3", range(64), steps=30, **PLAIN)
     silent = result.start == 0
     assert silent.any()
     assert np.all(result.final[silent] > 0.05), result.final[silent]
     assert np.all(result.final[~silent] >= 5 * result.start[~silent])
+
+
+def mean_over_shifts(model: keras.Model, layer: str, filters: list[int], x: np.ndarray, jitter: int) -> np.ndarray:
+    """Each filter's mean activation averaged over every whole-pixel shift of its image within ±jitter
+    (reflected at the edges), as a fraction of the largest over those shifts."""
+    view = keras.Model(model.inputs[0], model.get_layer(layer).output)
+    found = []
+    for dy in range(-jitter, jitter + 1):
+        for dx in range(-jitter, jitter + 1):
+            shift = np.tile(np.array([1, 0, dx, 0, 1, dy, 0, 0], np.float32), (len(x), 1))
+            seen = keras.ops.image.affine_transform(x, shift, interpolation="bilinear", fill_mode="reflect")
+            found.append(view(seen).numpy().mean(axis=(1, 2))[np.arange(len(x)), filters])
+    found = np.array(found)
+    return found.mean(axis=0) / found.max(axis=0)
+
+
+@pytest.mark.parametrize(
+    ("model_name", "layer", "filters"),
+    [("vgg", "block3_conv3", [0, 5, 9]), ("vgg", "block5_conv3", [1, 2, 3]), ("tiny", "conv2", [0, 1, 2, 3])],
+)
+def test_jitter_makes_images_that_work_wherever_they_land(request, model_name, layer, filters) -> None:
+    model = request.getfixturevalue(model_name)
+    plain = vggbook.activation_maximisation(model, layer, filters, steps=64, **PLAIN)
+    jittered = vggbook.activation_maximisation(model, layer, filters, steps=64, **{**PLAIN, "jitter": 2})
+    # What jitter is for: shifted by up to ±2 pixels, its images keep more of their activation than plain ascent's.
+    kept_plain = mean_over_shifts(model, layer, filters, plain.inputs, 2)
+    kept_jittered = mean_over_shifts(model, layer, filters, jittered.inputs, 2)
+    assert np.all(kept_jittered > kept_plain), (kept_jittered, kept_plain)
+    # And they are other images, not the plain ones moved by a few pixels.
+    for a, b in zip(plain.inputs, jittered.inputs, strict=True):
+        best = max(
+            np.corrcoef(np.roll(a, (dy, dx), axis=(0, 1)).ravel(), b.ravel())[0, 1]
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+        )
+        assert best < 0.9, best
+
+
+def high_frequency_share(images: np.ndarray) -> np.ndarray:
+    """Per image, the share of the (grey, mean-removed) image's spectral energy above a quarter of the
+    sampling frequency, i.e. in patterns finer than 4 pixels."""
+    grey = images.astype(np.float64).mean(axis=-1)
+    grey -= grey.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(grey)) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(grey.shape[1]), np.fft.fftfreq(grey.shape[2]), indexing="ij")
+    return (power * (np.hypot(fx, fy) > 0.25)).sum(axis=(1, 2)) / power.sum(axis=(1, 2))
+
+
+@pytest.mark.parametrize(("layer", "filters"), [("block3_conv3", [0, 5, 9]), ("block5_conv3", [1, 2, 3])])
+def test_decay_keeps_the_high_frequencies_down(vgg, layer, filters) -> None:
+    plain = vggbook.activation_maximisation(vgg, layer, filters, steps=64, **PLAIN)
+    smooth = vggbook.activation_maximisation(vgg, layer, filters, steps=64, **{**PLAIN, "decay": 1.0})
+    assert np.all(high_frequency_share(smooth.images) < 0.8 * high_frequency_share(plain.images))
+    assert np.all(smooth.final >= 5 * smooth.start)  # and it still climbs
+
+
+def test_random_transforms_are_the_ones_asked_for() -> None:
+    rng = np.random.default_rng(0)
+    shifts = interpret._random_transforms(rng, 500, 32, jitter=3, scale=0, rotate=0)
+    np.testing.assert_array_equal(shifts[:, [0, 1, 3, 4]], np.tile([1, 0, 0, 1], (500, 1)))
+    assert set(np.unique(shifts[:, [2, 5]])) == set(range(-3, 4))  # whole pixels, every one of ±3
+    turned = interpret._random_transforms(rng, 500, 32, jitter=0, scale=0.1, rotate=10)
+    zoom = 1 / np.hypot(turned[:, 0], turned[:, 3])
+    angle = np.rad2deg(np.arctan2(turned[:, 3], turned[:, 0]))
+    assert 0.9 <= zoom.min() < 0.92 and 1.08 < zoom.max() <= 1.1
+    assert -10 <= angle.min() < -9 and 9 < angle.max() <= 10
+    # The centre stays where it is (before the shift): rotation and zoom are about the image's centre.
+    centre = 15.5
+    x = turned[:, 0] * centre + turned[:, 1] * centre + turned[:, 2]
+    y = turned[:, 3] * centre + turned[:, 4] * centre + turned[:, 5]
+    np.testing.assert_allclose(np.stack([x, y]), centre, atol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -192,6 +304,11 @@ def test_activation_maximisation_wakes_filters_silent_at_the_start(vgg) -> None:
         ({"border": 16}, ValueError, "border must be between 0 and 15"),
         ({"steps": 0}, ValueError, "steps must be at least 1"),
         ({"size": 0}, ValueError, "size must be a positive number of pixels"),
+        ({"jitter": 16}, ValueError, "jitter must be a whole number of pixels between 0 and 15"),
+        ({"jitter": 1.5}, ValueError, "jitter must be a whole number of pixels"),
+        ({"scale": 0.5}, ValueError, "scale must be a fraction between 0 and 0.5"),
+        ({"rotate": -1}, ValueError, "rotate must be between 0 and 45 degrees"),
+        ({"decay": 5}, ValueError, "decay must be between 0"),
     ],
 )
 def test_activation_maximisation_bad_input(vgg, kwargs: dict, error: type, match: str) -> None:
@@ -250,9 +367,13 @@ def test_class_names_from_the_keras_cache_and_top_k(tmp_path, monkeypatch) -> No
 
 def test_class_names_checks_the_md5_and_the_format(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    digest = write_class_index(tmp_path, {"0": ["n01440764", "tench"], "2": ["n01484850", "great_white_shark"]})
+    index = {"0": ["n01440764", "tench"], "2": ["n01484850", "great_white_shark"]}
+    digest = write_class_index(tmp_path, index)
     with pytest.raises(vggbook.WeightsError, match="md5 is not"):
-        vggbook.imagenet_class_names()
+        vggbook.imagenet_class_names(download=False)
+    assert not (tmp_path / "models" / "imagenet_class_index.json").exists()  # the bad file is not kept
+    (tmp_path / "models").rmdir()
+    assert write_class_index(tmp_path, index) == digest
     monkeypatch.setattr(interpret, "CLASS_INDEX_MD5", digest)
     with pytest.raises(vggbook.WeightsError, match="is not a class index"):  # class "1" is missing
         vggbook.imagenet_class_names()

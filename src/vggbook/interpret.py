@@ -20,7 +20,6 @@ __all__ = [
     "ActivationMaximum",
     "activation_maximisation",
     "effective_receptive_field",
-    "effective_rf_size",
     "grad_cam",
     "imagenet_class_names",
     "top_k_classes",
@@ -60,24 +59,10 @@ def effective_receptive_field(
         raise ValueError(f"unit ({row}, {col}) is outside {layer!r}'s {h}×{w} map")
     probe = _cached(model, ("erf", layer), lambda: keras.Model(model.inputs[0], output))
     inputs = tf.convert_to_tensor(_as_batch(model, x)[:1])
-    with tf.GradientTape() as tape:
+    with tf.GradientTape(watch_accessed_variables=False) as tape:  # the input's gradient only, not the kernels'
         tape.watch(inputs)
         unit = tf.reduce_sum(probe(inputs, training=False)[0, row, col, :])
     return np.abs(tape.gradient(unit, inputs)[0].numpy()).sum(axis=-1)
-
-
-def effective_rf_size(erf: np.ndarray, centre: tuple[int, int], fraction: float = 0.9) -> int:
-    """Side of the smallest square around `centre` (row, col) holding `fraction` of the
-    gradient mass of `erf`: the effective receptive field's size in pixels (block chapters)."""
-    total = float(erf.sum())
-    if total == 0:
-        return 0
-    r, c = centre
-    for half in range(max(erf.shape)):
-        window = erf[max(r - half, 0) : r + half + 1, max(c - half, 0) : c + half + 1]
-        if window.sum() >= fraction * total:
-            return 2 * half + 1
-    return 2 * max(erf.shape) + 1
 
 
 def _class_scores(model: keras.Model) -> tuple[keras.KerasTensor, Callable[[tf.Tensor], tf.Tensor]]:
@@ -100,14 +85,17 @@ def _class_scores(model: keras.Model) -> tuple[keras.KerasTensor, Callable[[tf.T
     )
 
 
-def _class_indices(class_index: int | Sequence[int] | None, n: int, classes: int) -> np.ndarray | None:
-    """`class_index` as one checked class per image (None stays None: the top class)."""
+def _class_indices(class_index: int | Sequence[int] | np.ndarray | None, n: int, classes: int) -> np.ndarray | None:
+    """`class_index` checked: None stays None (the top class), an int or one int per image becomes
+    (n,), an (n, K) array of K classes per image stays (n, K)."""
     if class_index is None:
         return None
     indices = np.atleast_1d(np.asarray(class_index))
-    if indices.ndim != 1 or indices.dtype.kind not in "iu":
-        raise TypeError(f"class_index must be an int or one int per image, got {class_index!r}")
-    if len(indices) == 1:
+    if indices.ndim not in (1, 2) or indices.size == 0 or indices.dtype.kind not in "iu":
+        raise TypeError(
+            f"class_index must be an int, one int per image or an (images, K) array of ints, got {class_index!r}"
+        )
+    if indices.ndim == 1 and len(indices) == 1:
         indices = np.repeat(indices, n)
     if len(indices) != n:
         raise ValueError(f"class_index has {len(indices)} entries for a batch of {n} images")
@@ -117,8 +105,32 @@ def _class_indices(class_index: int | Sequence[int] | None, n: int, classes: int
     return indices
 
 
+def _cam(grads: tf.Tensor | None, maps: tf.Tensor, layer: str, model: keras.Model) -> np.ndarray:
+    """Grad-CAM from ∂y_c/∂A and A (both (n, h, w, C)): (n, h, w), each divided by its peak."""
+    if grads is None:
+        raise ValueError(f"layer {layer!r} does not feed the class scores of {model.name!r}")
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # α_k^c: one weight per channel
+    cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1)).numpy()
+    peak = cam.max(axis=(1, 2), keepdims=True)
+    return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
+
+
+def _after(model: keras.Model, fmap: keras.KerasTensor, pre: keras.KerasTensor, layer: str) -> keras.Model:
+    """The part of `model` from `layer`'s output to the input of its last layer, sharing its weights."""
+    try:
+        return keras.Model(fmap, pre)
+    except ValueError as err:
+        raise ValueError(
+            f"several classes per image need the class scores of {model.name!r} to depend on the input only "
+            f"through {layer!r}; pass one class per image instead ({err})"
+        ) from None
+
+
 def grad_cam(
-    model: keras.Model, x: np.ndarray, class_index: int | Sequence[int] | None = None, layer: str = "block5_conv3"
+    model: keras.Model,
+    x: np.ndarray,
+    class_index: int | Sequence[int] | np.ndarray | None = None,
+    layer: str = "block5_conv3",
 ) -> np.ndarray:
     """Grad-CAM (Selvaraju et al. 2017): where in `layer`'s map the evidence for a class lies.
 
@@ -132,27 +144,36 @@ def grad_cam(
     weight per channel), weighted sum of A's channels, ReLU, divided by its maximum.
 
     `x` is a preprocessed batch (N, H, W, C); `class_index` None = each image's top class, an
-    int, or one int per image. Returns (h, w) at the layer's resolution for one image, (N, h, w)
-    for several; a map with no positive evidence is all zeros. Chapters "classifier", "training".
+    int, or one int per image: returns (h, w) at the layer's resolution for one image, (N, h, w)
+    for several. An (N, K) array asks for K classes per image and returns (N, K, h, w): the
+    network runs once up to `layer`, and only the part after it once per class. A map with no
+    positive evidence is all zeros. Chapters "classifier", "training".
     """
     fmap = _spatial_output(model, layer)
     pre, logits_of = _class_scores(model)
-    view = _cached(model, ("grad_cam", layer), lambda: keras.Model(model.inputs[0], [fmap, pre]))
     x = _as_batch(model, x)
     classes = _class_indices(class_index, len(x), model.output_shape[-1])
-    with tf.GradientTape() as tape:
-        maps, h = view(tf.convert_to_tensor(x), training=False)
+    if classes is not None and classes.ndim == 2:
+        upto = _cached(model, ("upto", layer), lambda: keras.Model(model.inputs[0], fmap))
+        after = _cached(model, ("after", layer), lambda: _after(model, fmap, pre, layer))
+        per_class = classes.shape[1]
+        maps = tf.repeat(upto(tf.convert_to_tensor(x), training=False), per_class, axis=0)  # (N·K, h, w, C)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:  # no kernel gradients (fc1's: 411 MB)
+            tape.watch(maps)
+            scores = logits_of(after(maps, training=False))
+            score = tf.reduce_sum(tf.gather(scores, tf.constant(classes.reshape(-1)), axis=1, batch_dims=1))
+        cam = _cam(tape.gradient(score, maps), maps, layer, model)
+        return cam.reshape(len(x), per_class, *cam.shape[1:])
+    view = _cached(model, ("grad_cam", layer), lambda: keras.Model(model.inputs[0], [fmap, pre]))
+    inputs = tf.convert_to_tensor(x)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:  # no kernel gradients (fc1's: 411 MB)
+        tape.watch(inputs)  # so that the path to `maps` is recorded
+        maps, h = view(inputs, training=False)
         scores = logits_of(h)
         chosen = tf.argmax(scores, axis=-1) if classes is None else tf.constant(classes)
         # Images do not interact in inference, so one sum gives each image its own gradient.
         score = tf.reduce_sum(tf.gather(scores, chosen, axis=1, batch_dims=1))
-    grads = tape.gradient(score, maps)
-    if grads is None:
-        raise ValueError(f"layer {layer!r} does not feed the class scores of {model.name!r}")
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # α_k^c: one weight per channel
-    cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1)).numpy()
-    peak = cam.max(axis=(1, 2), keepdims=True)
-    cam = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
+    cam = _cam(tape.gradient(score, maps), maps, layer, model)
     return cam[0] if len(cam) == 1 else cam
 
 
@@ -162,6 +183,7 @@ class ActivationMaximum(NamedTuple):
     images: np.ndarray  # (n, h, w, 3) RGB uint8, border cropped, contrast stretched per image
     start: np.ndarray  # (n,) each filter's mean activation on its starting noise
     final: np.ndarray  # (n,) the same on the final image
+    inputs: np.ndarray  # (n, size, size, 3) the final images as the network reads them (preprocessed, uncropped)
 
 
 def _probe(model: keras.Model, layer: str, size: int) -> Callable:
@@ -214,21 +236,55 @@ def _own_means(maps: tf.Tensor, onehot: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.reduce_mean(maps, axis=(1, 2)) * onehot, axis=-1)
 
 
+def _random_transforms(
+    rng: np.random.Generator, n: int, size: int, jitter: int, scale: float, rotate: float
+) -> np.ndarray:
+    """(n, 8) projective transforms for `keras.ops.image.affine_transform`, one per image: each maps
+    an output pixel to the input point it reads — a rotation by up to ±`rotate` degrees and a zoom
+    by up to ±`scale` about the centre, then a shift by a whole number of pixels up to ±`jitter`."""
+    angle = np.deg2rad(rng.uniform(-rotate, rotate, n))
+    zoom = rng.uniform(1 - scale, 1 + scale, n)
+    shift = rng.integers(-jitter, jitter + 1, (n, 2))
+    cos, sin, centre = np.cos(angle) / zoom, np.sin(angle) / zoom, (size - 1) / 2
+    # input = R(angle) / zoom · (output − centre) + centre + shift
+    x0 = centre - cos * centre + sin * centre + shift[:, 0]
+    y0 = centre - sin * centre - cos * centre + shift[:, 1]
+    zeros = np.zeros(n)
+    return np.stack([cos, -sin, x0, sin, cos, y0, zeros, zeros], axis=1).astype(np.float32)
+
+
+def _spectrum_weights(size: int, decay: float) -> np.ndarray:
+    """(size, size // 2 + 1) weights of `rfft2d` frequencies: 1 / f^decay, f in cycles per image
+    (at least 1), the largest weight 1. Multiplying a gradient's spectrum by them is one plain
+    gradient step taken on Fourier coefficients scaled by 1 / f^(decay/2) (Olah et al. 2017)."""
+    fy = np.fft.fftfreq(size)[:, None] * size
+    fx = np.fft.rfftfreq(size)[None, :] * size
+    return (1.0 / np.maximum(np.hypot(fx, fy), 1.0) ** decay).astype(np.float32)
+
+
 def _ascent_step(probe: Callable) -> Callable:
-    """One compiled gradient-ascent step for a batch of images, image i raising filter i; it also
-    returns each filter's mean activation on the images it started from."""
+    """One compiled step of regularised gradient ascent for a batch of images, image i raising
+    filter i: each image is seen through its own random transform (`transforms`, (n, 8)), the
+    gradient's spatial spectrum is multiplied by `spectrum` (flat = plain gradient) and divided
+    by its RMS, and the pixels are kept in 0–255."""
     low, high = tf.constant(-CAFFE_MEAN_BGR), tf.constant(255.0 - CAFFE_MEAN_BGR)
 
     @tf.function(reduce_retracing=True)
-    def step(x: tf.Tensor, onehot: tf.Tensor, step_size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        with tf.GradientTape() as tape:
+    def step(
+        x: tf.Tensor, onehot: tf.Tensor, step_size: tf.Tensor, transforms: tf.Tensor, spectrum: tf.Tensor
+    ) -> tf.Tensor:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:  # the image's gradient, not the kernels'
             tape.watch(x)
-            climbed, activation = probe(x)
+            seen = keras.ops.image.affine_transform(x, transforms, interpolation="bilinear", fill_mode="reflect")
+            climbed, _ = probe(seen)
             objective = tf.reduce_sum(_own_means(climbed, onehot))
-        grad = tape.gradient(objective, x)
-        # Normalised per image (divided by its RMS): every step moves pixels by ~step_size, whatever the scale.
+        grad = tf.transpose(tape.gradient(objective, x), (0, 3, 1, 2))  # rfft2d works on the last two axes
+        size = tf.shape(grad)[2:]
+        grad = tf.signal.irfft2d(tf.signal.rfft2d(grad) * tf.cast(spectrum, tf.complex64), fft_length=size)
+        grad = tf.transpose(grad, (0, 2, 3, 1))
+        # Divided by its RMS per image: every step moves pixels by ~step_size, whatever the gradient's scale.
         grad /= tf.sqrt(tf.reduce_mean(tf.square(grad), axis=(1, 2, 3), keepdims=True)) + 1e-12
-        return tf.clip_by_value(x + step_size * grad, low, high), _own_means(activation, onehot)
+        return tf.clip_by_value(x + step_size * grad, low, high)
 
     return step
 
@@ -239,24 +295,40 @@ def activation_maximisation(
     filters: Sequence[int],
     *,
     size: int | None = None,
-    steps: int = 40,
+    steps: int = 128,
     step_size: float = 2.0,
     noise: float = 8.0,
+    jitter: int | None = None,
+    scale: float = 0.05,
+    rotate: float = 5.0,
+    decay: float = 1.0,
     border: int | None = None,
     seed: int = 0,
 ) -> ActivationMaximum:
-    """The input each filter of `layer` likes best (Erhan et al. 2009; Zeiler & Fergus 2014 show
-    the data-driven counterpart): gradient ascent on the image to raise the filter's mean activation.
+    """Images that raise each filter's mean activation in `layer`, found by regularised gradient
+    ascent on the input (Erhan et al. 2009; regularised as in Mordvintsev et al. 2015, Yosinski et
+    al. 2015 and Olah et al. 2017). Chapters "classifier", "training".
 
     All filters are optimised together, one image each, one forward/backward pass per step.
     Start: grey plus seeded Gaussian noise (std `noise`, pixel units) in preprocessed (caffe)
-    space; each step adds `step_size` × the gradient divided by its RMS and keeps pixels in 0–255.
+    space. Each step (`steps` of them):
+    - transformation robustness: the network sees each image shifted by up to ±`jitter` pixels
+      (default size // 16), zoomed by up to ±`scale` and rotated by up to ±`rotate` degrees, drawn
+      afresh per step and image (reflected at the edges), so the image must raise the filter
+      wherever it lands;
+    - a smooth step: the gradient's spatial spectrum is multiplied by 1/f^`decay` (f = frequency
+      in cycles per image, at least 1): the plain gradient step on an image parameterised by
+      Fourier coefficients scaled by 1/f^(decay/2), which keeps out the high-frequency patterns an
+      unregularised ascent grows;
+    - the gradient is divided by its RMS, `step_size` × it added, and pixels kept in 0–255.
+    Setting `jitter`, `scale`, `rotate` and `decay` to 0 gives plain gradient ascent.
     Where the layer ends in a ReLU the ascent climbs a leaky ReLU of the same input, so that a
     filter silent on the starting noise still gets a gradient (a ReLU that never fires passes none).
     `size` defaults to the model's input size (any size works for chain models like VGG).
     The returned images are RGB uint8 with `border` pixels (default size // 8, where padding
     distorts) cropped and each contrast-stretched (1st–99th percentile); `start` and `final` hold
-    the filters' mean activations before and after. Chapters "classifier", "training".
+    the filters' mean activations (true ReLU, untransformed image) before and after; `inputs`
+    the final images as the network reads them (preprocessed, uncropped, not stretched).
     """
     out = _spatial_output(model, layer)
     filters = np.atleast_1d(np.asarray(filters))
@@ -276,25 +348,35 @@ def activation_maximisation(
         raise ValueError(f"border must be between 0 and {size // 2 - 1} pixels for size {size}, got {border}")
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
+    jitter = size // 16 if jitter is None else jitter
+    if not (isinstance(jitter, int | np.integer) and 0 <= jitter < size // 2):
+        raise ValueError(f"jitter must be a whole number of pixels between 0 and {size // 2 - 1}, got {jitter}")
+    if not 0 <= scale < 0.5:
+        raise ValueError(f"scale must be a fraction between 0 and 0.5 (0.05 = ±5 %), got {scale}")
+    if not 0 <= rotate <= 45:
+        raise ValueError(f"rotate must be between 0 and 45 degrees, got {rotate}")
+    if not 0 <= decay <= 4:
+        raise ValueError(f"decay must be between 0 (plain gradient) and 4, got {decay}")
 
     probe = _cached(model, ("probe", layer, size), lambda: _probe(model, layer, size))
     step = _cached(model, ("ascent", layer, size), lambda: _ascent_step(probe))
     rng = np.random.default_rng(seed)
+    n = len(filters)
     grey = 128.0 - CAFFE_MEAN_BGR  # mid-grey, preprocessed
-    x = tf.constant((grey + noise * rng.standard_normal((len(filters), size, size, 3))).astype(np.float32))
+    x = tf.constant((grey + noise * rng.standard_normal((n, size, size, 3))).astype(np.float32))
     onehot = tf.one_hot(filters, channels)
+    start = _own_means(probe(x)[1], onehot).numpy()
     rate = tf.constant(step_size, tf.float32)
-    for i in range(steps):
-        x, means = step(x, onehot, rate)
-        if i == 0:
-            start = means.numpy()
+    spectrum = tf.constant(_spectrum_weights(size, decay))
+    for _ in range(steps):
+        x = step(x, onehot, rate, tf.constant(_random_transforms(rng, n, size, jitter, scale, rotate)), spectrum)
     final = _own_means(probe(x)[1], onehot).numpy()
 
-    rgb = deprocess(x.numpy()[:, border : size - border, border : size - border]).reshape(len(filters), -1, 3)
+    rgb = deprocess(x.numpy()[:, border : size - border, border : size - border]).reshape(n, -1, 3)
     lo, hi = np.percentile(rgb, [1, 99], axis=(1, 2), keepdims=True)
     stretched = np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6) * 255, 0, 255).round().astype(np.uint8)
     crop = size - 2 * border
-    return ActivationMaximum(stretched.reshape(len(filters), crop, crop, 3), start, final)
+    return ActivationMaximum(stretched.reshape(n, crop, crop, 3), start, final, x.numpy())
 
 
 def imagenet_class_names(download: bool = True) -> list[str]:
