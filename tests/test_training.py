@@ -66,6 +66,47 @@ def test_shapes_dataset_options_and_errors() -> None:
         vggbook.shapes_dataset(4, 4, size=4)
 
 
+# --- standardising the inputs ------------------------------------------------------------------
+
+
+def test_standardize_gives_zero_mean_and_unit_variance_per_channel(tiny_data: vggbook.ShapesData) -> None:
+    from vggbook.training import standardize
+
+    train = standardize(tiny_data.x_train, tiny_data.x_train)
+    assert train.dtype == np.float32 and train.shape == tiny_data.x_train.shape
+    np.testing.assert_allclose(train.reshape(-1, 3).mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(train.reshape(-1, 3).std(axis=0), 1, atol=1e-4)
+    # other images are scaled with the reference's statistics, not their own
+    val = standardize(tiny_data.x_val, tiny_data.x_train)
+    pixels = tiny_data.x_train.reshape(-1, 3).astype(float)
+    expected = (tiny_data.x_val[3, 5, 7] - pixels.mean(axis=0)) / pixels.std(axis=0)
+    np.testing.assert_allclose(val[3, 5, 7], expected, rtol=1e-5)
+    # integer images of another type give the same result
+    np.testing.assert_allclose(standardize(tiny_data.x_val, tiny_data.x_train.astype(np.int64)), val, rtol=1e-6)
+    # one image (H, W, 3) works too, and any per-channel affine change of both cancels out
+    one = standardize(tiny_data.x_val[0], tiny_data.x_train)
+    np.testing.assert_allclose(one, val[0], rtol=1e-6)
+    scale, shift = np.array([0.5, 2.0, 1.0]), np.array([10.0, -3.0, 0.0])
+    again = standardize(tiny_data.x_val * scale + shift, tiny_data.x_train * scale + shift)
+    np.testing.assert_allclose(again, val, atol=1e-4)
+
+
+def test_standardize_errors() -> None:
+    from vggbook.training import standardize
+
+    images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3))
+    with pytest.raises(ValueError, match="RGB images"):
+        standardize(images[..., :2], images)
+    with pytest.raises(ValueError, match="RGB images"):
+        standardize(images, images[..., 0])
+    with pytest.raises(ValueError, match="at least one reference image"):
+        standardize(images, images[:0])
+    flat = images.copy()
+    flat[..., 1] = 7
+    with pytest.raises(ValueError, match="constant in a colour channel"):
+        standardize(images, flat)
+
+
 # --- activation scale per block ---------------------------------------------------------------
 
 
@@ -119,6 +160,55 @@ def test_train_vgg_without_validation_and_with_another_optimizer(tiny_data: vggb
     assert "val_loss" not in history and len(history["loss"]) == 1
     assert type(model.optimizer).__name__ == "SGD" and model.optimizer.momentum == 0.9
     assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+
+
+def test_train_vgg_standardize_makes_training_blind_to_the_input_scale(tiny_data: vggbook.ShapesData) -> None:
+    # a per-channel affine change of every image (here, half the contrast plus 40) is undone by
+    # standardising, so the same seed trains the same network; VGG's caffe preprocessing keeps it
+    dimmed = (tiny_data.x_train * 0.5 + 40, tiny_data.y_train)
+    kwargs = dict(classes=5, epochs=1, batch_size=20, seed=2, **TINY)
+    for preprocessing, same in (("standardize", True), ("caffe", False)):
+        base, history = vggbook.train_vgg(tiny_data.train, preprocessing=preprocessing, **kwargs)
+        other, history_other = vggbook.train_vgg(dimmed, preprocessing=preprocessing, **kwargs)
+        loss_gap = abs(history_other["loss"][0] - history["loss"][0])
+        weight_gap = max(
+            float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(base.weights, other.weights, strict=True)
+        )
+        if same:  # equal up to float32 rounding
+            assert loss_gap < 1e-4 and weight_gap < 1e-3, (loss_gap, weight_gap)
+        else:
+            assert loss_gap > 1e-2 and weight_gap > 1e-1, (loss_gap, weight_gap)
+
+
+def test_train_vgg_with_the_papers_dropout_and_weight_decay(tiny_data: vggbook.ShapesData) -> None:
+    paper = dict(optimizer={"class_name": "sgd", "config": {"momentum": 0.9}}, learning_rate=1e-2)
+    model, history = vggbook.train_vgg(
+        tiny_data.train, classes=5, epochs=1, batch_size=20, weight_decay=5e-4, dropout=0.5, **paper, **TINY
+    )
+    names = [layer.name for layer in model.layers]
+    assert names[-5:] == ["fc1", "fc1_dropout", "fc2", "fc2_dropout", "predictions"]
+    assert {model.get_layer(n).rate for n in ("fc1_dropout", "fc2_dropout")} == {0.5}
+    assert all(np.isfinite(history["loss"]))
+    # dropout acts in training only: inference is deterministic, two training passes differ
+    x = vggbook.standardize(tiny_data.x_val[:4], tiny_data.x_train) * 50
+    np.testing.assert_array_equal(model(x, training=False).numpy(), model(x, training=False).numpy())
+    assert not np.allclose(model(x, training=True).numpy(), model(x, training=True).numpy())
+    # weight decay: an L2 penalty of 5e-4 / 2 · ‖w‖² on each of the 16 kernels, biases and batch norm untouched
+    kernels = [layer.kernel for layer in model.layers if hasattr(layer, "kernel")]
+    assert len(kernels) == 16 and len(model.losses) == 16
+    expected = sum(2.5e-4 * float(np.sum(k.numpy().astype(np.float64) ** 2)) for k in kernels)
+    assert float(sum(loss.numpy() for loss in model.losses)) == pytest.approx(expected, rel=1e-4)
+    # and it pulls the weights towards zero: a strong decay leaves smaller kernels than none
+    settings = dict(classes=5, epochs=2, batch_size=20, **paper, **TINY)
+    decayed, _ = vggbook.train_vgg(tiny_data.train, weight_decay=5.0, **settings)
+    free, _ = vggbook.train_vgg(tiny_data.train, weight_decay=0.0, **settings)
+    assert free.losses == []
+    assert squared_kernels(decayed) < 0.9 * squared_kernels(free)
+
+
+def squared_kernels(model) -> float:
+    """‖w‖² summed over every convolution and dense kernel of `model`."""
+    return sum(float(np.sum(layer.kernel.numpy() ** 2)) for layer in model.layers if hasattr(layer, "kernel"))
 
 
 @pytest.fixture
@@ -194,6 +284,17 @@ def test_bad_settings_fail_before_training(tiny_data: vggbook.ShapesData) -> Non
         vggbook.train_vgg(tiny_data.train, classes=5, epochs=0)
     with pytest.raises(ValueError, match="epochs and batch_size"):
         vggbook.train_vgg(tiny_data.train, classes=5, batch_size=0)
+    for bad in (0, -1e-3, float("nan")):
+        with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+            vggbook.train_vgg(tiny_data.train, classes=5, learning_rate=bad)
+    with pytest.raises(ValueError, match=r"preprocessing must be one of \('caffe', 'standardize'\), got 'imagenet'"):
+        vggbook.train_vgg(tiny_data.train, classes=5, preprocessing="imagenet")
+    for bad in (-5e-4, float("inf")):
+        with pytest.raises(ValueError, match="weight_decay must be a number ≥ 0"):
+            vggbook.train_vgg(tiny_data.train, classes=5, weight_decay=bad)
+    for bad in (1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match=r"dropout must be a rate in \[0, 1\)"):
+            vggbook.train_vgg(tiny_data.train, classes=5, dropout=bad)
 
 
 # --- scaling out -------------------------------------------------------------------------------

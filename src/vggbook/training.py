@@ -1,8 +1,10 @@
 """Offline data and training from scratch: chapter "training".
 
-`shapes_dataset` draws a labelled image set with OpenCV (no download), `train_vgg` builds, compiles
-and fits a (narrow) VGG16 on it, optionally under a `tf.distribute.Strategy`, and
-`block_activation_std` measures how the activation scale changes from block to block.
+`shapes_dataset` draws a labelled image set with OpenCV (no download), `standardize` scales images to
+zero mean and unit variance per channel, `train_vgg` builds, compiles and fits a VGG16-shaped network
+on them (optionally narrow, with the paper's weight decay and dropout, under a
+`tf.distribute.Strategy`), and `block_activation_std` measures how the activation scale changes from
+block to block.
 """
 
 from __future__ import annotations
@@ -20,9 +22,18 @@ from vggbook.architecture import build_vgg
 from vggbook.features import _as_batch
 from vggbook.images import preprocess
 
-__all__ = ["SHAPES", "ShapesData", "block_activation_std", "shapes_dataset", "train_vgg"]
+__all__ = [
+    "PREPROCESSING",
+    "SHAPES",
+    "ShapesData",
+    "block_activation_std",
+    "shapes_dataset",
+    "standardize",
+    "train_vgg",
+]
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
+PREPROCESSING = ("caffe", "standardize")  # what `train_vgg` does to the images before the first layer
 _SUPERSAMPLE = 4  # shapes are drawn at 4× the size and shrunk with area averaging: smooth edges
 
 
@@ -144,6 +155,32 @@ def shapes_dataset(
     return ShapesData(x_train, y_train, x_val, y_val, classes, m_train, m_val)
 
 
+def standardize(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """RGB image(s) (…, H, W, 3) as float32 with zero mean and unit variance per colour channel, the
+    mean and standard deviation taken over every pixel of `reference` (the training images, so that
+    validation images are scaled the same way). Unlike `vggbook.preprocess` (VGG's caffe scheme: BGR,
+    ImageNet means subtracted, no scaling) the result has a standard deviation of about 1, whatever
+    the images. Chapter "training"."""
+    images, reference = np.asarray(images), np.asarray(reference)
+    if images.shape[-1:] != (3,) or reference.ndim < 2 or reference.shape[-1] != 3:
+        raise ValueError(
+            f"standardize needs RGB images (…, H, W, 3) and reference images, got {images.shape} and {reference.shape}"
+        )
+    if reference.size == 0:
+        raise ValueError("standardize needs at least one reference image to take the mean and spread from")
+    if reference.dtype not in (np.uint8, np.float32, np.float64):
+        reference = reference.astype(np.float32)
+    # OpenCV accumulates in double precision without a float copy of every pixel
+    mean, std = (v.ravel() for v in cv2.meanStdDev(np.ascontiguousarray(reference.reshape(-1, 1, 3))))
+    if np.any(std <= 1e-6 * (1 + np.abs(mean))):  # constant, up to rounding
+        raise ValueError(
+            f"the reference images are constant in a colour channel (std {std.tolist()}): nothing to scale by"
+        )
+    scaled = np.subtract(images, mean.astype(np.float32), dtype=np.float32)
+    scaled /= std.astype(np.float32)
+    return scaled
+
+
 def block_activation_std(model: keras.Model, x: np.ndarray, *, training: bool = False) -> dict[str, float]:
     """Standard deviation of each block's output (after its max-pool) for the batch `x`:
     {"block1": …, …, "block5": …}, from one forward pass. `training=True` makes batch-norm layers
@@ -206,53 +243,85 @@ def train_vgg(
     batch_size: int = 32,
     optimizer: str | dict = "adam",
     learning_rate: float = 1e-3,
+    preprocessing: str = "caffe",
+    weight_decay: float = 0.0,
+    dropout: float = 0.0,
     strategy: tf.distribute.Strategy | None = None,
     seed: int = 0,
     verbose: int = 0,
     **build_kwargs,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Build VGG16 (`build_vgg("D", include_top=True, …)`, `**build_kwargs` such as width,
-    batch_norm, kernel_initializer), compile and fit it on RGB images (0–255, preprocessed here
-    with `vggbook.preprocess`) and integer labels 0 … classes-1. `optimizer` is a Keras name or
-    config dict ({"class_name": "sgd", "config": {"momentum": 0.9}}). Returns (model, history):
-    Keras' per-epoch loss and accuracy (val_… too) and "epoch_seconds".
+    """Build a VGG16-shaped network (`build_vgg("D", include_top=True, …)`, `**build_kwargs` such as
+    width, batch_norm, kernel_initializer), compile and fit it on RGB images (0–255) and integer
+    labels 0 … classes-1. Returns (model, history): Keras' per-epoch loss and accuracy (val_… too)
+    and "epoch_seconds".
+
+    `preprocessing` is what the images go through before the first layer: "caffe" (`vggbook.preprocess`,
+    as VGG's ImageNet weights expect: mean subtracted, not scaled) or "standardize"
+    (`vggbook.standardize(images, training images)`: zero mean, unit variance per channel). Feed the
+    trained model images prepared the same way. `optimizer` is a Keras name or config dict
+    ({"class_name": "sgd", "config": {"momentum": 0.9}}). The paper's regularisers:
+    `weight_decay` adds weight_decay · w to the gradient of every convolution and dense kernel (an L2
+    penalty weight_decay/2 · ‖w‖² in the loss, as Caffe's weight decay; the paper used 5e-4), and
+    `dropout` puts Dropout of that rate after fc1 and fc2 (the paper: 0.5).
 
     With a `tf.distribute.Strategy` the model is built and compiled inside its scope and each batch
     of `batch_size` is split over the replicas; batch-norm layers then use the whole batch's
-    statistics (`synchronized`), so every replica keeps the same moving averages. Bad input fails
-    before any model is built. Seeded: the same call gives the same model. Chapter "training".
+    statistics (`synchronized`), so every replica keeps the same moving averages. Bad input or
+    settings fail before any model is built. Seeded: the same call gives the same model.
+    Chapter "training".
     """
     if classes < 1:
         raise ValueError(f"classes must be at least 1, got {classes}")
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate}")
+    if preprocessing not in PREPROCESSING:
+        raise ValueError(f"preprocessing must be one of {PREPROCESSING}, got {preprocessing!r}")
+    if not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight_decay must be a number ≥ 0 (the paper: 5e-4), got {weight_decay}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a rate in [0, 1) (the paper: 0.5), got {dropout}")
     x, y = _check_split(*train, classes, "training")
     val = None
     if validation is not None:
         xv, yv = _check_split(*validation, classes, "validation")
         if xv.shape[1:] != x.shape[1:]:
             raise ValueError(f"validation images are {xv.shape[1:]}, training images {x.shape[1:]}")
-        val = (preprocess(xv), yv)
+        val = (xv, yv)
+
+    def prepare(images: np.ndarray) -> np.ndarray:
+        return preprocess(images) if preprocessing == "caffe" else standardize(images, x)
 
     keras.utils.set_random_seed(seed)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model = build_vgg(
-            "D", include_top=True, input_shape=x.shape[1:], classes=classes, weights="random", seed=seed, **build_kwargs
+            "D",
+            include_top=True,
+            input_shape=x.shape[1:],
+            classes=classes,
+            dropout=dropout,
+            weights="random",
+            seed=seed,
+            **build_kwargs,
         )
-        if strategy.num_replicas_in_sync > 1:
-            for layer in model.layers:
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.synchronized = True  # read at call time: statistics of the global batch
+        for layer in model.layers:
+            if weight_decay > 0 and isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+                # the gradient of weight_decay/2 · ‖w‖² is weight_decay · w
+                layer.kernel.regularizer = keras.regularizers.L2(weight_decay / 2)
+            if strategy.num_replicas_in_sync > 1 and isinstance(layer, keras.layers.BatchNormalization):
+                layer.synchronized = True  # read at call time: statistics of the global batch
         spec = {"class_name": optimizer, "config": {}} if isinstance(optimizer, str) else dict(optimizer)
         opt = keras.optimizers.get({**spec, "config": {**spec.get("config", {}), "learning_rate": learning_rate}})
         model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     timer = _EpochTimer()
     fit = model.fit(
-        preprocess(x),
+        prepare(x),
         y,
-        validation_data=val,
+        validation_data=None if val is None else (prepare(val[0]), val[1]),
         epochs=epochs,
         batch_size=batch_size,
         shuffle=True,
