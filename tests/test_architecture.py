@@ -251,3 +251,16 @@ def test_parse_conv():
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         vggbook.build_vgg(**{"width": 0.125, **kwargs})
+
+
+def test_dropout_after_fc1_and_fc2_adds_no_weights():
+    plain = vggbook.build_vgg16(width=0.125, input_shape=(32, 32, 3), classes=5, seed=0)
+    dropped = vggbook.build_vgg16(width=0.125, input_shape=(32, 32, 3), classes=5, dropout=0.5, seed=0)
+    assert [layer.name for layer in dropped.layers][-5:] == ["fc1", "fc1_dropout", "fc2", "fc2_dropout", "predictions"]
+    assert dropped.count_params() == plain.count_params()
+    for a, b in zip(plain.weights, dropped.weights, strict=True):  # the same seeded weights
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(dropped(x, training=False), plain(x, training=False), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"dropout must be a rate in \[0, 1\)"):
+        vggbook.build_vgg16(dropout=1.0)

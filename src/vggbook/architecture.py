@@ -82,6 +82,7 @@ def build_vgg(
     width: float = 1.0,
     batch_norm: bool = False,
     kernel_initializer: str = "glorot_uniform",
+    dropout: float = 0.0,
     weights: str = "random",
     seed: int = 0,
 ) -> keras.Model:
@@ -90,7 +91,9 @@ def build_vgg(
     `width` scales every layer's channels and units (for CPU training, chapter "training");
     `batch_norm=True` puts BatchNormalization between each convolution and its ReLU
     (torchvision's `vgg16_bn`). `kernel_initializer` starts the convolutions and the two hidden
-    dense layers; `predictions` always starts from Glorot's uniform (as in Keras' VGG16). `weights`
+    dense layers; `predictions` always starts from Glorot's uniform (as in Keras' VGG16). `dropout` > 0
+    puts a Dropout layer of that rate after fc1 and after fc2, as the paper trained (chapter "training");
+    it acts in training only and has no weights, so Keras' files still load. `weights`
     is "random" (seeded), "imagenet", "auto" or a file path; `model.weights_source` says which
     were used. Chapter "architecture".
     """
@@ -105,7 +108,10 @@ def build_vgg(
         raise ValueError(f"input_shape {input_shape} is too small: VGG needs at least {smallest}×{smallest} pixels")
     if include_top and classes < 1:
         raise ValueError(f"classes must be at least 1, got {classes}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a rate in [0, 1), got {dropout}")
     shape = {"include_top": include_top, "input_shape": input_shape, "classes": classes, "width": width}
+    shape["dropout"] = dropout
     if weights == "random":
         model = _vgg(config, batch_norm=batch_norm, init=kernel_initializer, seed=seed, **shape)
         return apply_weights(model, weights, include_top=include_top)
@@ -130,6 +136,7 @@ def _vgg(
     input_shape: tuple[int, int, int],
     classes: int,
     width: float,
+    dropout: float,
     batch_norm: bool,
     init: str,
     seed: int,
@@ -163,8 +170,10 @@ def _vgg(
     if include_top:
         units = max(1, round(FC_UNITS * width))
         x = layers.Flatten(name="flatten")(x)
-        x = layers.Dense(units, activation="relu", name="fc1", kernel_initializer=initializer())(x)
-        x = layers.Dense(units, activation="relu", name="fc2", kernel_initializer=initializer())(x)
+        for name in ("fc1", "fc2"):
+            x = layers.Dense(units, activation="relu", name=name, kernel_initializer=initializer())(x)
+            if dropout > 0:
+                x = layers.Dropout(dropout, seed=seed, name=f"{name}_dropout")(x)
         last = "zeros" if init == "zeros" else "glorot_uniform"
         x = layers.Dense(classes, activation="softmax", name="predictions", kernel_initializer=initializer(last))(x)
 
