@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable, Iterable
 
@@ -76,4 +77,6 @@ def _compiled_extractor(model: keras.Model, names: list[str]) -> Callable:
     trace per batch size, fewer with reduce_retracing."""
     # a dict of outputs: with a list, a one-output model returns a bare tensor, not a list
     view = keras.Model(model.input, {n: model.get_layer(n).output for n in names}, name=f"{model.name}_features")
-    return tf.function(lambda x: view(x, training=False), reduce_retracing=True)
+    # a partial of the view's own call, not a lambda: tf.function keys its traces on the function, and a new
+    # lambda per model made TensorFlow warn about retracing once several models had been seen
+    return tf.function(functools.partial(view.__call__, training=False), reduce_retracing=True)
