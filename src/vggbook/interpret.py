@@ -305,9 +305,9 @@ def activation_maximisation(
     border: int | None = None,
     seed: int = 0,
 ) -> ActivationMaximum:
-    """Images that raise each filter's mean activation in `layer`, found by regularised gradient
-    ascent on the input (Erhan et al. 2009; regularised as in Mordvintsev et al. 2015, Yosinski et
-    al. 2015 and Olah et al. 2017). Chapters "classifier", "training".
+    """Images that raise the mean activation of each filter's channel in `layer`, found by regularised
+    gradient ascent on the input (Erhan et al. 2009; regularised and preconditioned as in Mordvintsev et
+    al. 2015, Yosinski et al. 2015 and Olah et al. 2017). Chapters "classifier", "training".
 
     All filters are optimised together, one image each, one forward/backward pass per step.
     Start: grey plus seeded Gaussian noise (std `noise`, pixel units) in preprocessed (caffe)
@@ -316,10 +316,10 @@ def activation_maximisation(
       (default size // 16), zoomed by up to ±`scale` and rotated by up to ±`rotate` degrees, drawn
       afresh per step and image (reflected at the edges), so the image must raise the filter
       wherever it lands;
-    - a smooth step: the gradient's spatial spectrum is multiplied by 1/f^`decay` (f = frequency
-      in cycles per image, at least 1): the plain gradient step on an image parameterised by
-      Fourier coefficients scaled by 1/f^(decay/2), which keeps out the high-frequency patterns an
-      unregularised ascent grows;
+    - a smooth step, which Olah et al. call preconditioning (the objective is unchanged, only the
+      path): the gradient's spatial spectrum is multiplied by 1/f^`decay` (f = frequency in cycles
+      per image, at least 1), the plain gradient step on an image parameterised by Fourier
+      coefficients scaled by 1/f^(decay/2), which weights each step towards coarse patterns;
     - the gradient is divided by its RMS, `step_size` × it added, and pixels kept in 0–255.
     Setting `jitter`, `scale`, `rotate` and `decay` to 0 gives plain gradient ascent.
     Where the layer ends in a ReLU the ascent climbs a leaky ReLU of the same input, so that a
