@@ -64,7 +64,8 @@ def test_block_cost_adds_up_the_layer_table(small_block):
     assert cost.seconds > 0 and 0 < cost.share_macs < 1
     markdown = cost.table._repr_markdown_()
     assert ":name: tab-block2-cost" in markdown and "MACs (millions)" in markdown
-    assert f"**{cost.params:,}**" in cost.summary.data
+    assert f"**{cost.params:,}**" in cost.summary.data and f"**{cost.seconds * 1000:.0f} ms**" in cost.summary.data
+    assert "{" not in cost.summary.data  # every placeholder filled
 
 
 def test_unit_field_box_is_the_layer_tables(small_block):
@@ -164,5 +165,7 @@ def test_dataset_examples_find_the_strongest_units_and_their_patches(vgg16_small
     for i, (r1, c1) in enumerate(same_photo):  # no two fields of one photo overlap: a whole field (10 units) apart
         assert all(max(abs(r1 - r2), abs(c1 - c2)) >= 10 for r2, c2 in same_photo[i + 1 :])
     assert isinstance(found.silent, pd.Series) and list(found.silent.index) == list(photos)
+    assert (found.field, found.apart, found.map_size) == (40, 10, (56, 56))
+    assert "at most 36 patches" in found.summary.data  # ceil(56 / 10) ** 2 fields that cannot overlap
     with pytest.raises(ValueError, match="channels must be"):
         vggbook.dataset_examples(model, "block3_conv3", [10_000], photos, table)

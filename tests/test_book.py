@@ -167,8 +167,13 @@ def test_block_chapters_share_their_plumbing_through_the_helper() -> None:
 def test_visible_code_fits_the_column(path: Path) -> None:
     # The site's text column shows 88 characters of code (book/ruff.toml, book/_static/book.css); ruff formats
     # code to that width but never splits a string, so a long string line would scroll sideways on the site.
-    for cell in cells(path, "code"):
-        if {"remove-input", "remove-cell"} & set(cell.get("metadata", {}).get("tags", [])):
-            continue
-        long = [line for line in source(cell).splitlines() if len(line) > 88 and "%pip install" not in line]
+    shown = [
+        source(c)
+        for c in cells(path, "code")
+        if not {"remove-input", "remove-cell"} & set(c["metadata"].get("tags", []))
+    ]
+    # and the code of the exercises' solutions, in ```python fences of the Markdown
+    shown += [m for c in cells(path, "markdown") for m in re.findall(r"```python\n(.*?)```", source(c), flags=re.S)]
+    for code in shown:
+        long = [line for line in code.splitlines() if len(line) > 88 and "%pip install" not in line]
         assert not long, f"{path.name}: code lines wider than 88 characters: {long}"

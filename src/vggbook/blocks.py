@@ -168,7 +168,8 @@ def block_cost(block: Block, block_model: keras.Model) -> BlockCost:
         f"Block {n} has **{params:,}** parameters ({share_params:.1%} of the {int(conv_base['params'].sum()):,} "
         f"of VGG16's convolutional base), does **{macs / 1e9:.2f} G** multiply-accumulates for one photograph "
         f"({share_macs:.1%} of the convolutional base's {conv_base['macs'].sum() / 1e9:.2f} G) and writes "
-        f"**{memory / 2**20:.1f} MiB** of activations. On this machine it runs in **{seconds * 1000:.0f} ms** "
+        f"**{memory / 2**20:.1f} MiB** of activations ({memory / conv_base['activation_bytes'].sum():.0%} of the "
+        f"convolutional base's). On this machine it runs in **{seconds * 1000:.0f} ms** "
         f"(median of {TIMING_RUNS} runs)."
     )
     return BlockCost(table, params, macs, memory, share_params, share_macs, seconds, summary)
@@ -235,7 +236,8 @@ class UnitField:
         return Markdown(
             f"The receptive field of position ({self.row}, {self.col}) of `{self.layer}` is "
             f"**{self.size}×{self.size}** pixels{inside}, and neighbouring positions are **{self.stride}** pixels "
-            f"apart. 90% of the gradient of its {self.channels} units comes from **{self.effective:,}** pixels: "
+            f"apart. 90% of the gradient of the sum of its {self.channels} units comes from "
+            f"**{self.effective:,}** pixels: "
             f"**{share:.0%}** of the field's {self.inside:,} pixels inside the photo"
             + (", so the effective field is much smaller than the theoretical one." if share < 0.5 else ".")
         )

@@ -246,8 +246,8 @@ def orientation_tuning(
 
 def ideal_edge_selectivity() -> float:
     """The orientation selectivity index of an ideal 3×3 vertical-edge detector (−1, 0, +1 columns on every
-    colour, no bias): the most a 3×3 kernel's smooth tuning reaches here, to calibrate the index (chapter
-    "block1")."""
+    colour, no bias): a linear detector's broad tuning, for scale; a channel held below zero at most
+    orientations (by its bias, or its response to the gratings' mid-grey) scores higher (chapter "block1")."""
     kernel = np.zeros((3, 3, 3, 1), np.float32)
     kernel[:, 0], kernel[:, 2] = -1.0, 1.0
     conv = keras.layers.Conv2D(1, (3, 3), padding="same", activation="relu", name="edge")
@@ -292,6 +292,9 @@ class DatasetExamples:
     silent: pd.Series  # per photo, the fraction of the layer's channels that are zero everywhere on it
     silent_everywhere: int  # channels zero on every photo
     total_channels: int
+    field: int  # the layer's receptive field, px
+    apart: int  # positions two patches of one photo are at least apart, so that their fields never overlap
+    map_size: tuple[int, int]  # the layer's map, (h, w)
 
     def plot(self) -> Figure:
         """One row per channel: its strongest patches, best first, each labelled with its photo and value."""
@@ -326,12 +329,18 @@ class DatasetExamples:
         distinct = sorted(set(sources))
         frequent, times = Counter(sources).most_common(1)[0]  # a tie goes to the photo seen first (the strongest)
         silent = (self.silent * self.total_channels).round().astype(int)
+        on_cat = silent.get("chelsea", 0)
+        h, w = self.map_size
+        most = -(-h // self.apart) * -(-w // self.apart)
         return Markdown(
-            f"On the cat photograph **{silent.get('chelsea', 0)}** of the {self.total_channels} channels of "
-            f"`{self.layer}` are zero everywhere; across the {len(silent)} photos that count ranges from "
-            f"{silent.min()} to {silent.max()}, and **{self.silent_everywhere}** channels are zero on every "
-            f"photo. The {len(sources)} patches shown come from **{len(distinct)}** of the {len(silent)} photos; "
-            f"the most frequent, {frequent}, gives {times} of them."
+            f"On the cat photograph **{on_cat}** of the {self.total_channels} channels of `{self.layer}` "
+            f"{'is' if on_cat == 1 else 'are'} zero everywhere; across the {len(silent)} photos that count "
+            f"ranges from {silent.min()} to {silent.max()}, and **{self.silent_everywhere}** channels are zero on "
+            f"every photo. Fields that do not overlap are at least {self.apart} positions apart on the {h}×{w} "
+            f"map, so one photo can give a channel at most {most} patches, each {self.field} pixels wide "
+            f"({min(self.field, 224) ** 2 / 224**2:.0%} of a photo). The {len(sources)} patches shown come from "
+            f"**{len(distinct)}** of the {len(silent)} photos; the most frequent, {frequent}, gives {times} of "
+            "them."
         )
 
 
@@ -400,4 +409,8 @@ def dataset_examples(
             inside[channel].append(part)
     zero = out.max(axis=(1, 2)) <= 0  # (n, C): channel zero everywhere on photo i
     silent = pd.Series(zero.mean(axis=1), index=names)
-    return DatasetExamples(layer, channels, found, patches, inside, silent, int(zero.all(axis=0).sum()), out.shape[-1])
+    everywhere = int(zero.all(axis=0).sum())
+    field, size = int(table.loc[layer, "receptive_field"]), tuple(out.shape[1:3])
+    return DatasetExamples(
+        layer, channels, found, patches, inside, silent, everywhere, out.shape[-1], field, apart, size
+    )
