@@ -164,6 +164,7 @@ def print_pdf(site: Path, page_path: str, pdf: Path, chromium: str = CHROMIUM) -
                     outline=True,
                     tagged=True,
                 )
+                partial.chmod(0o644)  # a temporary file is private (0600); the PDF is published with the site
                 partial.replace(pdf)
             finally:
                 partial.unlink(missing_ok=True)
