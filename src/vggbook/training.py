@@ -262,8 +262,9 @@ def train_vgg(
     trained model images prepared the same way. `optimizer` is a Keras name or config dict
     ({"class_name": "sgd", "config": {"momentum": 0.9}}). The paper's regularisers:
     `weight_decay` adds weight_decay · w to the gradient of every convolution and dense kernel (an L2
-    penalty weight_decay/2 · ‖w‖² in the loss, as Caffe's weight decay; the paper used 5e-4), and
-    `dropout` puts Dropout of that rate after fc1 and fc2 (the paper: 0.5).
+    penalty weight_decay/2 · ‖w‖² in the loss; the paper used 5e-4). Only the kernels decay: Caffe, which
+    the paper's implementation was derived from, decays the biases too by default. `dropout` puts
+    Dropout of that rate after fc1 and fc2 (the paper: 0.5).
 
     With a `tf.distribute.Strategy` the model is built and compiled inside its scope and each batch
     of `batch_size` is split over the replicas; batch-norm layers then use the whole batch's
