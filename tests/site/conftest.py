@@ -14,19 +14,16 @@ blocked: the site has to work without the internet.
 
 from __future__ import annotations
 
-import functools
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from print_pdf import CHROMIUM, CHROMIUM_ARGS  # one place for the browser and the flags this machine needs
+from local import CHROMIUM, CHROMIUM_ARGS, served  # one place for the browser, its flags, the local server
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("VGGBOOK_SITE", ROOT / "_build" / "html")).resolve()
@@ -159,20 +156,11 @@ def site() -> Path:
     return SITE
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="session")
 def server(site: Path) -> Iterator[str]:
-    """Serve the site with Python's http.server on 127.0.0.1 and a free port; yields the base URL."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    """Serve the site on 127.0.0.1 and a free port; yields the base URL."""
+    with served(site) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

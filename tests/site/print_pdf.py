@@ -13,27 +13,13 @@ navigation and start each chapter on a new page. A4, page numbers in the footer,
 from __future__ import annotations
 
 import argparse
-import functools
-import os
 import sys
 import tempfile
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-CHROMIUM = os.environ.get("VGGBOOK_CHROMIUM", "/usr/bin/chromium")
-# The same flags as the site check (tests/site/conftest.py): headless on a machine without a display or sandbox.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from local import CHROMIUM, CHROMIUM_ARGS, served  # tests/site/local.py: this script's folder is on sys.path
+
 A4_WIDTH_MM, SIDE_MM = 210, 15
 MARGIN = {"top": "16mm", "bottom": "18mm", "left": f"{SIDE_MM}mm", "right": f"{SIDE_MM}mm"}
 FOOTER = '<div style="width: 100%; text-align: center; font-size: 9px"><span class="pageNumber"></span></div>'
@@ -100,11 +86,6 @@ PREPARE = """async () => {
 }"""
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 def print_pdf(site: Path, page_path: str, pdf: Path, chromium: str = CHROMIUM) -> None:
     """Print the page `page_path` of the built site in `site` to `pdf`; used by `tasks.py book` for the book's PDF.
 
@@ -131,47 +112,40 @@ def print_pdf(site: Path, page_path: str, pdf: Path, chromium: str = CHROMIUM) -
         else:
             route.continue_()
 
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport=LAYOUT)
-            page.emulate_media(media="print")  # measured as printed, below
-            page.route("**/*", offline)
-            page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/{page_path}", wait_until="load", timeout=120_000)
-            page.wait_for_load_state("networkidle")
-            page.add_style_tag(content=PRINT_CSS)
-            left = page.evaluate(PREPARE)
-            if left["broken_images"] or left["untypeset"] or left["undrawn_explorers"]:
-                raise RuntimeError(
-                    f"{page_path}: not printed, images not loaded, formulas not typeset or explorers not drawn: {left}"
-                )
-            pdf.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=pdf.parent, suffix=".pdf.part", delete=False) as part:
-                partial = Path(part.name)
-            try:
-                page.pdf(
-                    path=partial,
-                    format="A4",
-                    margin=MARGIN,
-                    scale=SCALE,
-                    print_background=True,
-                    display_header_footer=True,
-                    header_template="<span></span>",
-                    footer_template=FOOTER,
-                    outline=True,
-                    tagged=True,
-                )
-                partial.chmod(0o644)  # a temporary file is private (0600); the PDF is published with the site
-                partial.replace(pdf)
-            finally:
-                partial.unlink(missing_ok=True)
-            browser.close()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with served(site) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=LAYOUT)
+        page.emulate_media(media="print")  # measured as printed, below
+        page.route("**/*", offline)
+        page.goto(f"{base}/{page_path}", wait_until="load", timeout=120_000)
+        page.wait_for_load_state("networkidle")
+        page.add_style_tag(content=PRINT_CSS)
+        left = page.evaluate(PREPARE)
+        if left["broken_images"] or left["untypeset"] or left["undrawn_explorers"]:
+            raise RuntimeError(
+                f"{page_path}: not printed, images not loaded, formulas not typeset or explorers not drawn: {left}"
+            )
+        pdf.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=pdf.parent, suffix=".pdf.part", delete=False) as part:
+            partial = Path(part.name)
+        try:
+            page.pdf(
+                path=partial,
+                format="A4",
+                margin=MARGIN,
+                scale=SCALE,
+                print_background=True,
+                display_header_footer=True,
+                header_template="<span></span>",
+                footer_template=FOOTER,
+                outline=True,
+                tagged=True,
+            )
+            partial.chmod(0o644)  # a temporary file is private (0600); the PDF is published with the site
+            partial.replace(pdf)
+        finally:
+            partial.unlink(missing_ok=True)
+        browser.close()
 
 
 def main(argv: list[str]) -> int:

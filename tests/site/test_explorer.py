@@ -14,11 +14,8 @@ Fixtures `browser`, `server` and `source`: tests/site/conftest.py. Every request
 
 from __future__ import annotations
 
-import functools
 import re
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,6 +24,7 @@ import matplotlib
 import numpy as np
 import pytest
 import yaml
+from local import served
 
 import vggbook
 from vggbook.explorer import unit_explorer
@@ -184,11 +182,6 @@ def check_contrast(root, theme: str) -> list[float]:
 # ---- (a) a standalone page
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def small(vgg16_small_224):
     photo = vggbook.sample_image("chelsea")
@@ -212,11 +205,8 @@ def standalone(small, tmp_path_factory) -> Iterator[str]:
         f"{first.html}\n<h1>Block 5</h1>\n{second.html}</main></body></html>\n",
         encoding="utf-8",
     )
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
-    httpd.shutdown()
-    httpd.server_close()
+    with served(folder) as base:
+        yield f"{base}/index.html"
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from local import CHROMIUM
 from PIL import Image
-from print_pdf import CHROMIUM
 from pypdf import PdfReader
 from test_site import headings, markdown_of, normal
 
