@@ -235,10 +235,12 @@ def orientation_tuning(
         ]
     )
     margin = len(chain)  # each 3×3 convolution's zero padding reaches one pixel further in
-    x = preprocess(stimuli)
-    for lyr in chain:
-        x = lyr(x)
-    means = keras.ops.convert_to_numpy(x)[:, margin:-margin, margin:-margin, :].mean(axis=(1, 2))  # (stimuli, C)
+    means = []
+    for batch in np.array_split(preprocess(stimuli), len(contrasts)):  # a contrast at a time: smaller maps in memory
+        for lyr in chain:
+            batch = lyr(batch)
+        means.append(keras.ops.convert_to_numpy(batch)[:, margin:-margin, margin:-margin, :].mean(axis=(1, 2)))
+    means = np.concatenate(means)  # (stimuli, channels)
     shape = (len(contrasts), len(orientations), len(periods), PHASES, means.shape[-1])
     responses = means.reshape(shape).mean(axis=3)  # over phases
     return Tuning(layer, np.moveaxis(responses, -1, 0), tuple(contrasts), np.asarray(orientations), tuple(periods))
