@@ -3,7 +3,7 @@
 Keras' ImageNet files are looked for, in this order, in a folder the user vouches for
 (`$VGGBOOK_WEIGHTS_DIR`, used as it is: no hash check), in the Keras cache (`$KERAS_HOME/models`,
 md5-checked) and, where downloading is allowed, on Keras' server (one line on the page, md5-checked
-before the file is put in the cache). Chapter "architecture" introduces the policy; every chapter
+before the file is put in the cache). Chapter "block1" introduces the policy; every chapter
 prints `describe_weights(model)`.
 """
 
@@ -51,13 +51,13 @@ class WeightsError(ValueError):
 
 
 def keras_cache_dir() -> Path:
-    """Keras' cache folder: `$KERAS_HOME` or `~/.keras` (chapter "architecture")."""
+    """Keras' cache folder: `$KERAS_HOME` or `~/.keras` (chapter "block1")."""
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
 
 
 def vouched_dir() -> Path | None:
     """The folder named by `$VGGBOOK_WEIGHTS_DIR` (None when unset or empty); `WeightsError` when
-    it is set but is not a folder. Its files are used without a hash check. Chapter "architecture"."""
+    it is set but is not a folder. Its files are used without a hash check. Chapter "block1"."""
     value = os.environ.get(WEIGHTS_DIR_ENV, "")
     if not value:
         return None
@@ -104,7 +104,7 @@ def download_file(url: str, local: Path, md5: str) -> Path:
     The bytes go to a temporary file beside `local`, hashed as they arrive, and are renamed into
     place only when they are complete and their md5 is `md5`; on any failure (network error,
     transfer cut short, wrong md5, interrupt) nothing is left behind and `WeightsError` says what
-    went wrong. No progress bar. Chapters "architecture" and "classifier" (through `cached_file`).
+    went wrong. No progress bar. The block chapters and chapter "classifier" (through `cached_file`).
     """
     name, host = local.name, urlsplit(url).hostname
     start = time.perf_counter()
@@ -142,7 +142,7 @@ def cached_file(remote: str, md5: str, *, download: bool) -> Path:
     else from the Keras cache if its md5 is right (a cached file with a wrong md5 is removed), else
     downloaded with `download_file` (if `download` and `$VGGBOOK_OFFLINE` is not set). A vouched
     folder that lacks the file falls through to the Keras cache. Raises `WeightsError` when the
-    file can't be had. Chapters "architecture" and "classifier".
+    file can't be had. The block chapters and chapter "classifier".
     """
     url = remote if "://" in remote else f"{BASE_URL}/{remote}"
     name = url.rsplit("/", 1)[-1]
@@ -172,7 +172,7 @@ def cached_file(remote: str, md5: str, *, download: bool) -> Path:
 
 
 def weights_origin(path: Path) -> str:
-    """Where a file returned by `cached_file` came from, for the page (chapter "architecture")."""
+    """Where a file returned by `cached_file` came from, for the page (every chapter that loads weights)."""
     folder = vouched_dir()
     if folder is not None and path.parent.resolve() == folder.resolve():
         return f"from {WEIGHTS_DIR_ENV}={folder}, not hash-checked"
@@ -181,7 +181,7 @@ def weights_origin(path: Path) -> str:
 
 def imagenet_weights_path(config: str = "D", include_top: bool = True, *, download: bool = True) -> Path:
     """Path of Keras' ImageNet weights for VGG16 (D) or VGG19 (E), found or fetched by `cached_file`
-    (chapter "architecture")."""
+    (chapter "block1")."""
     if (config, include_top) not in IMAGENET_FILES:
         raise WeightsError(f"Keras publishes ImageNet weights for VGG configs D and E only, not {config!r}")
     remote, md5 = IMAGENET_FILES[(config, include_top)]
@@ -230,7 +230,7 @@ def _assign_legacy_weights(model: keras.Model, path: Path) -> None:
 
 def load_weights_file(model: keras.Model, path: str | os.PathLike) -> keras.Model:
     """Load a Keras weights file (legacy `.h5` or `.weights.h5`) into `model`, with an error
-    that names the file and the model when they do not fit (chapter "architecture"). A legacy
+    that names the file and the model when they do not fit (chapters "architecture", "block1"). A legacy
     file, like Keras' ImageNet files, is read a slab at a time (see `_assign_legacy_weights`)."""
     path = Path(path)
     if not path.is_file():
@@ -263,7 +263,7 @@ def apply_weights(model: keras.Model, weights: str | os.PathLike, *, include_top
     """Set `model`'s weights by the book's policy and record it in `model.weights_source`:
     "random" keeps the seeded initialisation; "imagenet" loads Keras' file (vouched folder,
     Keras cache or download: see `cached_file`) or raises; "auto" is ImageNet where it can be
-    had, else seeded random, with the reason; anything else is a file path. Chapter "architecture".
+    had, else seeded random, with the reason; anything else is a file path. Chapter "block1".
     """
     if not isinstance(weights, str | os.PathLike):
         raise WeightsError(f"weights must be 'random', 'imagenet', 'auto' or a file path, not {weights!r}")
