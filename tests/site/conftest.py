@@ -19,11 +19,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from local import CHROMIUM, CHROMIUM_ARGS, served  # one place for the browser, its flags, the local server
+from local import CHROMIUM, CHROMIUM_ARGS, offline, served  # one place for the browser, its flags, the server
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("VGGBOOK_SITE", ROOT / "_build" / "html")).resolve()
@@ -195,15 +194,8 @@ def visit(server: str, browser) -> Callable[[str], PageReport]:
         local_failures: list[str] = []
         page_errors: list[str] = []
 
-        def only_local(route) -> None:
-            if urlsplit(route.request.url).hostname == "127.0.0.1":
-                route.continue_()
-            else:
-                blocked.append(route.request.url)
-                route.abort()
-
         page = browser.new_page()
-        page.route("**/*", only_local)
+        offline(page, blocked.append)
         page.on("pageerror", lambda error: page_errors.append(str(error)))
         page.on(
             "response",

@@ -1,5 +1,6 @@
 """What every browser check and the PDF printer share: Debian's headless Chromium with the flags this machine
-needs, and a folder served on 127.0.0.1 (standard library only, so `tasks.py`'s printer can import it too)."""
+needs, a folder served on 127.0.0.1, and a page kept offline (standard library only, so `tasks.py`'s printer
+can import it too)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 CHROMIUM = os.environ.get("VGGBOOK_CHROMIUM", "/usr/bin/chromium")
 # Headless on a machine without a display or a sandbox; no background requests (this machine's network is closed).
@@ -40,3 +42,18 @@ def served(folder: str | Path) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def offline(page: object, blocked: Callable[[str], object] = lambda url: None) -> None:
+    """Let a Playwright `page` reach 127.0.0.1 only: every other request is aborted and its URL given to
+    `blocked`. A route the caller adds afterwards for a local URL takes precedence (Playwright runs the most
+    recently added matching route first)."""
+
+    def only_local(route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            blocked(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)

@@ -16,9 +16,8 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from local import CHROMIUM, CHROMIUM_ARGS, served  # tests/site/local.py: this script's folder is on sys.path
+from local import CHROMIUM, CHROMIUM_ARGS, offline, served  # tests/site/local.py: this script's folder is on sys.path
 
 A4_WIDTH_MM, SIDE_MM = 210, 15
 MARGIN = {"top": "16mm", "bottom": "18mm", "left": f"{SIDE_MM}mm", "right": f"{SIDE_MM}mm"}
@@ -103,21 +102,17 @@ def print_pdf(site: Path, page_path: str, pdf: Path, chromium: str = CHROMIUM) -
     # places in the same page, which the PDF keeps as internal links.
     with_base = html.read_text(encoding="utf-8").replace("<head>", '<head><base href="/">', 1)
 
-    def offline(route) -> None:
-        url = urlsplit(route.request.url)
-        if url.hostname != "127.0.0.1":
-            route.abort()
-        elif url.path == f"/{page_path}":
-            route.fulfill(body=with_base, content_type="text/html; charset=utf-8")
-        else:
-            route.continue_()
-
     with served(site) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport=LAYOUT)
         page.emulate_media(media="print")  # measured as printed, below
-        page.route("**/*", offline)
-        page.goto(f"{base}/{page_path}", wait_until="load", timeout=120_000)
+        url = f"{base}/{page_path}"
+        offline(page)
+        page.route(  # the page itself, with its <base>; added after `offline`, so it comes first
+            lambda requested: requested == url,
+            lambda route: route.fulfill(body=with_base, content_type="text/html; charset=utf-8"),
+        )
+        page.goto(url, wait_until="load", timeout=120_000)
         page.wait_for_load_state("networkidle")
         page.add_style_tag(content=PRINT_CSS)
         left = page.evaluate(PREPARE)

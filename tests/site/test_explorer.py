@@ -18,13 +18,12 @@ import re
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import matplotlib
 import numpy as np
 import pytest
 import yaml
-from local import served
+from local import offline, served
 
 import vggbook
 from vggbook.explorer import unit_explorer
@@ -82,16 +81,8 @@ def open_page(browser, url: str, *, console: bool = True):
     """A new tab on `url`, offline; returns it and the list its JavaScript errors and blocked requests go to
     (with `console`, also what scripts log as errors: on the book's pages the theme logs one of its own)."""
     problems: list[str] = []
-
-    def only_local(route) -> None:
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            problems.append(f"blocked request to {route.request.url}")
-            route.abort()
-
     page = browser.new_page()
-    page.route("**/*", only_local)
+    offline(page, lambda url: problems.append(f"blocked request to {url}"))
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     if console:
         page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
