@@ -5,6 +5,7 @@ Chapter "architecture" explains all of it; every block chapter reads `layer_tabl
 
 from __future__ import annotations
 
+import functools
 import gc
 
 import keras
@@ -110,21 +111,27 @@ def build_vgg(
         raise ValueError(f"classes must be at least 1, got {classes}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be a rate in [0, 1), got {dropout}")
-    shape = {"include_top": include_top, "input_shape": input_shape, "classes": classes, "width": width}
-    shape["dropout"] = dropout
+    vgg = functools.partial(
+        _vgg,
+        config,
+        include_top=include_top,
+        input_shape=input_shape,
+        classes=classes,
+        width=width,
+        dropout=dropout,
+        batch_norm=batch_norm,
+        seed=seed,
+    )
     if weights == "random":
-        model = _vgg(config, batch_norm=batch_norm, init=kernel_initializer, seed=seed, **shape)
-        return apply_weights(model, weights, include_top=include_top)
+        return apply_weights(vgg(init=kernel_initializer), weights, include_top=include_top)
     # A weights file overwrites every weight: start from zeros, which cost no random numbers (138 M of them
     # for VGG16, and about 0.35 GB of TensorFlow's memory), and draw the seeded ones only if "auto" falls back.
-    model = apply_weights(
-        _vgg(config, batch_norm=batch_norm, init="zeros", seed=seed, **shape), weights, include_top=include_top
-    )
+    model = apply_weights(vgg(init="zeros"), weights, include_top=include_top)
     if model.weights_source.startswith("random"):
         fallback = model.weights_source
         del model
         gc.collect()  # Keras models hold reference cycles: free the zeros before drawing the random weights
-        model = _vgg(config, batch_norm=batch_norm, init=kernel_initializer, seed=seed, **shape)
+        model = vgg(init=kernel_initializer)
         model.weights_source = fallback
     return model
 

@@ -111,10 +111,10 @@ def check_block(block: Block, written: list[keras.layers.Layer]) -> keras.Model:
     out = keras.ops.convert_to_numpy(block_model(block.input, training=False))
     expected = block.maps[block.layers[-1]]
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
-    width = max(len(name) for name in [block.input_name, *block.layers])
-    shapes = [block.input_name, *block.layers]
+    names = [block.input_name, *block.layers]
     arrays = [block.input, *(block.maps[name] for name in block.layers)]
-    for name, array in zip(shapes, arrays, strict=True):
+    width = max(len(name) for name in names)
+    for name, array in zip(names, arrays, strict=True):
         print(f"{name:>{width}}  {tuple(array.shape)}")
     print(
         f"the {len(written)} layers written out are the helper's block {block.number}: same settings, and "

@@ -14,6 +14,7 @@ from matplotlib.patches import Polygon, Rectangle
 from skimage.util import montage
 
 from vggbook.architecture import VGG_CONFIGS, parse_conv
+from vggbook.images import CAFFE_MEAN_BGR, preprocess
 
 BLOCK_COLOURS = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974")
 # Width of the site's text column in inches at Matplotlib's 100 dpi (688 px): a figure this wide is shown
@@ -283,15 +284,20 @@ def numbered_table(
     return NumberedTable(frame, name, caption, formats)
 
 
+def _whole(value: float) -> int | None:
+    """A whole number of pixels, or None for a layer without one (a dense layer's receptive field)."""
+    return None if pd.isna(value) else int(value)
+
+
 # The layer table's columns as a reader reads them: a header in words with its unit, and how to show a value.
 LAYER_HEADERS: dict[str, tuple[str, object]] = {
     "type": ("type", str),
     "output_shape": ("output", lambda shape: "×".join(f"{n:,}" for n in shape)),
     "params": ("parameters", int),
     "macs": ("MACs (millions)", lambda macs: macs / 1e6),
-    "receptive_field": ("receptive field (px)", lambda v: None if pd.isna(v) else int(v)),
-    "stride": ("effective stride (px)", lambda v: None if pd.isna(v) else int(v)),
-    "padding": ("effective padding (px)", lambda v: None if pd.isna(v) else int(v)),
+    "receptive_field": ("receptive field (px)", _whole),
+    "stride": ("effective stride (px)", _whole),
+    "padding": ("effective padding (px)", _whole),
     "activation_bytes": ("activations (KiB)", lambda n: n / 1024),
 }
 
@@ -327,8 +333,6 @@ def plot_preprocessing(photo: np.ndarray) -> Figure:
     """What `vggbook.preprocess` makes of a photo: the photo; the same pixels in OpenCV's BGR order shown as
     if they were RGB (what a reader sees who forgets the conversion); and the three BGR channels after the
     ImageNet mean is subtracted, on one diverging scale in pixel units (chapter "block1")."""
-    from vggbook.images import CAFFE_MEAN_BGR, preprocess
-
     x = preprocess(photo)[0]
     fig, axes = plt.subplots(1, 5, figsize=(PAGE_WIDTH, 2.3), layout="constrained")
     axes[0].imshow(photo)

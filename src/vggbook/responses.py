@@ -267,13 +267,10 @@ def tuning_table(tunings: Mapping[str, Tuning | Sequence[Tuning]], name: str, ca
             rows[label] = found.counts()
             continue
         counts = pd.DataFrame([t.counts() for t in found])
+        shown = {column: ".2f" if column == "median selectivity index" else "g" for column in counts.columns}
         rows[label] = {
-            column: (
-                f"{counts[column].median():.2f} ({counts[column].min():.2f}–{counts[column].max():.2f})"
-                if column == "median selectivity index"
-                else f"{counts[column].median():g} ({counts[column].min():g}–{counts[column].max():g})"
-            )
-            for column in counts.columns
+            column: f"{values.median():{shown[column]}} ({values.min():{shown[column]}}–{values.max():{shown[column]}})"
+            for column, values in counts.items()
         }
     frame = pd.DataFrame(rows).T
     frame.index.name = "first layer"
@@ -390,8 +387,8 @@ def dataset_examples(
         raise ValueError(f"channels must be indices 0–{out.shape[-1] - 1} of {layer!r}, got {list(channels)}")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    stride = int(table.loc[layer, "stride"])
-    apart = max(1, -(-int(table.loc[layer, "receptive_field"]) // stride))  # a whole field apart: no overlap
+    field, stride = (int(table.loc[layer, key]) for key in ("receptive_field", "stride"))
+    apart = max(1, -(-field // stride))  # a whole field apart: no overlap
     found, patches, inside = {}, {}, {}
     for channel in channels:
         values = out[..., channel]
@@ -412,7 +409,6 @@ def dataset_examples(
     zero = out.max(axis=(1, 2)) <= 0  # (n, C): channel zero everywhere on photo i
     silent = pd.Series(zero.mean(axis=1), index=names)
     everywhere = int(zero.all(axis=0).sum())
-    field, size = int(table.loc[layer, "receptive_field"]), tuple(out.shape[1:3])
     return DatasetExamples(
-        layer, channels, found, patches, inside, silent, everywhere, out.shape[-1], field, apart, size
+        layer, channels, found, patches, inside, silent, everywhere, out.shape[-1], field, apart, tuple(out.shape[1:3])
     )
