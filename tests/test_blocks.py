@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import keras
 import numpy as np
 import pandas as pd
@@ -18,7 +20,7 @@ def small_block(vgg16_small_224) -> Block:
     model = vgg16_small_224
     photo = vggbook.sample_image("chelsea")
     x = vggbook.preprocess(photo)
-    return Block(2, model, photo, x, vggbook.feature_maps(model, x), vggbook.layer_table(model))
+    return Block(2, model, photo, x, vggbook.feature_maps(model, x), vggbook.layer_table(model), "chelsea")
 
 
 def _written(channels: int, block: int = 2, convs: int = 2) -> list[keras.layers.Layer]:
@@ -38,8 +40,22 @@ def test_open_block_builds_the_convolutional_base_once(capsys):
     assert block.layers == ["block3_conv1", "block3_conv2", "block3_conv3", "block3_pool"]
     assert block.input_name == "block2_pool" and block.input.shape == (1, 56, 56, 128)
     assert set(block.maps) == set(vggbook.default_layers(block.model))
+    assert block.photo_name == "chelsea" and np.array_equal(block.photo, vggbook.sample_image("chelsea"))
     with pytest.raises(ValueError, match="blocks 1–5"):
         vggbook.open_block(6)
+
+
+def test_open_block_takes_a_photo_object_an_array_or_a_name_and_refuses_anything_else():
+    from vggbook.blocks import _photo
+
+    coffee = vggbook.sample_image("coffee")
+    given = SimpleNamespace(image=coffee, name="my coffee")  # what vggbook.photo() returns: .image, .name
+    for photo, name in ((given, "my coffee"), (coffee, "the photo"), ("coffee", "coffee")):
+        image, found = _photo(photo)
+        assert np.array_equal(image, coffee) and found == name
+    for wrong in (coffee[:100], coffee.astype(np.float32), SimpleNamespace(image=coffee[..., 0], name="grey")):
+        with pytest.raises(ValueError, match=r"RGB uint8 of shape \(224, 224, 3\).*vggbook\.photo"):
+            vggbook.open_block(2, wrong)  # refused before any network is built
 
 
 def test_check_block_accepts_the_block_and_names_a_wrong_layer(small_block, capsys):
@@ -57,15 +73,16 @@ def test_check_block_accepts_the_block_and_names_a_wrong_layer(small_block, caps
 
 
 def test_block_cost_adds_up_the_layer_table(small_block):
-    block_model = vggbook.check_block(small_block, _written(small_block.maps["block2_conv1"].shape[-1]))
-    cost = vggbook.block_cost(small_block, block_model)
+    cost = vggbook.block_cost(small_block)
     rows = small_block.table.loc[small_block.layers]
     assert cost.params == rows["params"].sum() and cost.macs == rows["macs"].sum()
-    assert cost.seconds > 0 and 0 < cost.share_macs < 1
+    base = small_block.table[small_block.table.index.str.startswith("block")]
+    assert cost.share_macs == pytest.approx(cost.macs / base["macs"].sum()) and 0 < cost.share_macs < 1
     markdown = cost.table._repr_markdown_()
     assert ":name: tab-block2-cost" in markdown and "MACs (millions)" in markdown
-    assert f"**{cost.params:,}**" in cost.summary.data and f"**{cost.seconds * 1000:.0f} ms**" in cost.summary.data
-    assert "{" not in cost.summary.data  # every placeholder filled
+    share = rows["macs"]["block2_conv2"] / cost.macs  # block 2's costliest layer: its second convolution
+    assert f"`block2_conv2`, does **{share:.0%}**" in cost.summary.data
+    assert f"**{cost.share_params:.1%}**" in cost.summary.data and "{" not in cost.summary.data
 
 
 def test_unit_field_box_is_the_layer_tables(small_block):
@@ -80,7 +97,9 @@ def test_unit_field_box_is_the_layer_tables(small_block):
     heaviest = np.sort(field.erf.ravel())[::-1]  # the effective area: the fewest pixels with 90% of the mass
     assert heaviest[: field.effective].sum() >= 0.9 * heaviest.sum() > heaviest[: field.effective - 1].sum()
     corner = vggbook.unit_field(small_block, "block2_pool", 0, 0)  # its field reaches past the photo's corner
-    assert corner.box[:2] == (0, 0) and corner.inside < 16 * 16 and "lie inside the photo" in corner.summary.data
+    assert corner.box[:2] == (0, 0) and corner.inside < 16 * 16 and "of them on the photo" in corner.summary.data
+    assert f"**{field.effective:,}** of its 256 pixels" in field.summary.data
+    assert vggbook.unit_field(small_block).erf is field.erf  # one gradient per position, kept by the block
     assert field.plot().get_figwidth() <= vggbook.PAGE_WIDTH
     with pytest.raises(ValueError, match="no map of layer"):
         vggbook.unit_field(small_block, "fc1")
@@ -166,6 +185,69 @@ def test_dataset_examples_find_the_strongest_units_and_their_patches(vgg16_small
         assert all(max(abs(r1 - r2), abs(c1 - c2)) >= 10 for r2, c2 in same_photo[i + 1 :])
     assert isinstance(found.silent, pd.Series) and list(found.silent.index) == list(photos)
     assert (found.field, found.apart, found.map_size) == (40, 10, (56, 56))
-    assert "at most 36 patches" in found.summary.data  # ceil(56 / 10) ** 2 fields that cannot overlap
+    assert "at most 36 that do not overlap" in found.summary.data  # ceil(56 / 10) ** 2 fields that cannot overlap
+    silent = round(found.silent["chelsea"] * found.total_channels)  # the first photo is the page's
+    assert f"On chelsea, **{silent}** of the" in found.summary.data
     with pytest.raises(ValueError, match="channels must be"):
         vggbook.dataset_examples(model, "block3_conv3", [10_000], photos, table)
+
+
+def test_maps_summary_counts_the_silent_channels_of_each_layer(small_block):
+    text = vggbook.maps_summary(small_block).data
+    for name in small_block.layers:
+        silent = int(np.sum(small_block.maps[name][0].max(axis=(0, 1)) <= 0))
+        assert f"{silent} in `{name}`" in text
+    strongest = small_block.maps["block2_conv2"][0].mean(axis=(0, 1)).max()
+    assert f"**{strongest:.3g}**" in text
+
+
+def test_compare_blocks_measures_the_block_beside_the_one_before(small_block):
+    change = vggbook.compare_blocks(small_block)
+    before, after = change.before, change.after
+    assert (before.number, after.number) == (1, 2)
+    table = small_block.table
+    for profile in (before, after):
+        names = [f"block{profile.number}_conv1", f"block{profile.number}_conv2", f"block{profile.number}_pool"]
+        assert profile.params == table.loc[names, "params"].sum() and profile.macs == table.loc[names, "macs"].sum()
+        assert profile.memory == table.loc[names, "activation_bytes"].sum()
+        assert profile.field == table.loc[names[-1], "receptive_field"] and profile.convolutions == 2
+        assert profile.zeros == pytest.approx(np.mean(small_block.maps[names[-1]] == 0))
+        assert profile.effective == vggbook.unit_field(small_block, names[-1]).effective
+        assert profile.seconds > 0
+    assert (before.side, after.side, before.channels * 2) == (224, 112, after.channels)
+    markdown = change.table._repr_markdown_()
+    assert ":name: tab-block2-adds" in markdown and "Block 2 beside block 1" in markdown
+    assert "| block 1 | block 2 | change |" in markdown
+    assert f"| parameters | {before.params:,} | {after.params:,} | ×{after.params / before.params:.2g} |" in markdown
+    summary = change.summary.data
+    assert "half the side of block 1's" in summary and "twice the channels" in summary
+    assert f"from {before.field} to **{after.field}** px" in summary and "{" not in summary
+    first = vggbook.compare_blocks(_with_number(small_block, 1))
+    assert first.before.label == "input" and first.before.channels == 3 and first.after.number == 1
+    assert "Block 1 beside the photograph" in first.table._repr_markdown_()
+
+
+def _with_number(block: Block, number: int) -> Block:
+    return Block(number, block.model, block.photo, block.x, block.maps, block.table, block.photo_name)
+
+
+def test_compare_all_sets_the_five_blocks_side_by_side(small_block):
+    five = vggbook.compare_all(_with_number(small_block, 5))
+    assert [p.number for p in five.profiles] == [1, 2, 3, 4, 5]
+    assert list(five.frame.columns) == [f"block {n}" for n in range(1, 6)]
+    assert ":name: tab-block5-all" in five.table()._repr_markdown_()
+    summary = five.summary.data
+    # the width-1/8 network: 8, 16, 32, 64, 64 channels; sides 224 … 14; MACs tie in blocks 3 and 4
+    assert "halves at every block, from 224×224 to 14×14" in summary
+    assert "double in blocks 2, 3, 4 and stay at 64 in block 5" in summary
+    assert "multiply-accumulates peak in blocks 3 and 4, tied" in summary
+    assert "Parameters rise at every block" in summary and "activation memory falls at every block" in summary
+    assert five.plot().get_figwidth() <= vggbook.PAGE_WIDTH
+
+
+def test_channel_examples_search_the_page_photo_first_then_the_gallery(small_block):
+    found = vggbook.channel_examples(small_block, channels=2, k=2)
+    assert found.layer == "block2_conv2" and list(found.silent.index) == list(vggbook.GALLERY)  # chelsea first
+    assert found.channels == [int(c) for c in vggbook.rank_channels(small_block.maps["block2_conv2"])[:2]]
+    with pytest.raises(ValueError, match="no map of layer"):
+        vggbook.channel_examples(small_block, "fc1")

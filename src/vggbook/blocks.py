@@ -1,17 +1,20 @@
 """What the five block chapters share, one call per idea (chapters "block1" … "block5").
 
-A block chapter opens the network and the photograph once (`open_block`), writes its block's Keras lines
+A block chapter opens the network and the photograph once (`open_block`), sets the block beside the one
+before (`compare_blocks`; block 5 sets all five side by side, `compare_all`), writes its block's Keras lines
 out on the page and checks them against the helper's (`check_block`), and then asks this module for the
-sections every block chapter has: what the block costs (`block_cost`), what one unit sees (`unit_field`)
-and how its numbers are distributed (`activation_stats`). What is particular to a block stays on its page.
-Each result offers its table, its figure (`.plot()`) and a sentence of its numbers (`.summary`, Markdown
-that the chapters show in a cell whose code the site hides).
+sections every block chapter has: what the block costs (`block_cost`), what one unit sees (`unit_field`),
+how its numbers are distributed (`activation_stats`) and which patches of a gallery of photos excite its
+channels most (`channel_examples`). Block 1 explains each method in full; blocks 2–5 link to it and spend
+their words on their own block. Each result offers its table, its figure (`.plot()`) and a sentence of its
+numbers (`.summary`, Markdown that the chapters show in a cell whose code the site hides).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import matplotlib.pyplot as plt
@@ -22,22 +25,44 @@ from matplotlib.figure import Figure
 
 from vggbook.architecture import block_layers, build_vgg16, layer_table
 from vggbook.features import feature_maps
-from vggbook.images import preprocess, sample_image
+from vggbook.images import GALLERY, preprocess, sample_image
 from vggbook.interpret import effective_receptive_field
-from vggbook.plotting import PAGE_WIDTH, NumberedTable, draw_box, layer_table_view, numbered_table, receptive_field_box
+from vggbook.plotting import (
+    PAGE_WIDTH,
+    NumberedTable,
+    amount,
+    draw_box,
+    layer_table_view,
+    numbered_table,
+    rank_channels,
+    receptive_field_box,
+)
+from vggbook.responses import DatasetExamples, dataset_examples
 from vggbook.weights import describe_weights
 
-__all__ = ["Block", "activation_stats", "block_cost", "check_block", "open_block", "unit_field"]
+__all__ = [
+    "Block",
+    "activation_stats",
+    "block_cost",
+    "channel_examples",
+    "check_block",
+    "compare_all",
+    "compare_blocks",
+    "maps_summary",
+    "open_block",
+    "unit_field",
+]
 
 BLOCKS = range(1, 6)
-TIMING_RUNS = 5  # the block's time is the median of this many runs, after one warm-up run
+TIMING_RUNS = 3  # a block's time is the median of this many runs, after one warm-up run
 
 
 @dataclass
 class Block:
     """One block chapter's shared state, made once by `open_block`: VGG16's convolutional base, the
-    photograph (RGB uint8) and its preprocessed batch `x`, every conv and pool output from one forward
-    pass, and the layer table (block chapters)."""
+    photograph (RGB uint8) and its name, its preprocessed batch `x`, every conv and pool output from one
+    forward pass, and the layer table (block chapters). Measurements that several sections use (a unit's
+    gradient, a block's profile) are kept here once made."""
 
     number: int
     model: keras.Model
@@ -45,6 +70,8 @@ class Block:
     x: np.ndarray
     maps: dict[str, np.ndarray]
     table: pd.DataFrame
+    photo_name: str = "the photo"
+    measured: dict = field(default_factory=dict, repr=False)
 
     @property
     def layers(self) -> list[str]:
@@ -61,6 +88,12 @@ class Block:
         """The array the block reads, (1, h, w, C)."""
         return self.x if self.number == 1 else self.maps[self.input_name]
 
+    def _once(self, key: tuple, make):
+        """`make()` the first time `key` is asked for, the same result after that."""
+        if key not in self.measured:
+            self.measured[key] = make()
+        return self.measured[key]
+
 
 def _block_number(number: int) -> int:
     if not isinstance(number, int | np.integer) or number not in BLOCKS:
@@ -68,18 +101,31 @@ def _block_number(number: int) -> int:
     return int(number)
 
 
-def open_block(number: int, photo: str | np.ndarray = "chelsea", *, weights: str = "auto") -> Block:
+def _photo(photo) -> tuple[np.ndarray, str]:
+    """The photo as RGB uint8 (224, 224, 3) and its name, from a sample name, a `vggbook.photo()` result
+    (anything with `.image`, and `.name`) or an array."""
+    if isinstance(photo, str):
+        return sample_image(photo), photo
+    image = np.asarray(getattr(photo, "image", photo))
+    if image.shape != (224, 224, 3) or image.dtype != np.uint8:
+        raise ValueError(
+            f"the photo must be RGB uint8 of shape (224, 224, 3), got {image.dtype} {image.shape}: pass "
+            "vggbook.photo(...), the name of a sample photo, or vggbook.load_image(path)"
+        )
+    return image, str(getattr(photo, "name", "") or "the photo")
+
+
+def open_block(number: int, photo: object = "chelsea", *, weights: str = "auto") -> Block:
     """Build VGG16's convolutional base (`include_top=False`: no block chapter reads the fully connected
-    head), print which weights it carries, load the photograph (a sample name or an RGB array), run ONE
-    forward pass for every conv and pool output, and make the layer table (block chapters)."""
+    head), print which weights it carries, take the photograph (a `vggbook.photo()` result, an RGB array or
+    a sample name), run ONE forward pass for every conv and pool output, and make the layer table (block
+    chapters)."""
     number = _block_number(number)
+    image, name = _photo(photo)  # checked before the network is built
     model = build_vgg16(include_top=False, weights=weights)
     print(describe_weights(model))
-    image = sample_image(photo) if isinstance(photo, str) else np.asarray(photo)
-    if image.shape != (224, 224, 3) or image.dtype != np.uint8:
-        raise ValueError(f"the photo must be RGB uint8 of shape (224, 224, 3), got {image.dtype} {image.shape}")
     x = preprocess(image)
-    return Block(number, model, image, x, feature_maps(model, x), layer_table(model))
+    return Block(number, model, image, x, feature_maps(model, x), layer_table(model), name)
 
 
 def _settings(layer: keras.layers.Layer) -> tuple[str, str, dict]:
@@ -123,6 +169,21 @@ def check_block(block: Block, written: list[keras.layers.Layer]) -> keras.Model:
     return block_model
 
 
+def maps_summary(block: Block, strongest: int = 5) -> Markdown:
+    """What to see in the block's montages: per layer, the channels that are zero everywhere on the photo,
+    and the mean of the strongest channels of its last convolution (block chapters)."""
+    silent = {name: int(np.sum(block.maps[name][0].max(axis=(0, 1)) <= 0)) for name in block.layers}
+    channels = block.maps[block.layers[0]].shape[-1]
+    counts = [f"{silent[name]} in `{name}`" for name in block.layers]
+    last = block.maps[block.layers[-2]][0]
+    means = np.sort(last.mean(axis=(0, 1)))[::-1][:strongest]
+    return Markdown(
+        f"Channels zero everywhere on the photo, of {channels}: " + ", ".join(counts[:-1]) + f" and {counts[-1]}. "
+        f"The {strongest} strongest of `{block.layers[-2]}` have means from **{means[0]:.3g}** down to "
+        f"**{means[-1]:.3g}**."
+    )
+
+
 def _median_seconds(run, repeats: int = TIMING_RUNS) -> float:
     run()  # warm-up: the first call traces the model
     times = []
@@ -133,9 +194,15 @@ def _median_seconds(run, repeats: int = TIMING_RUNS) -> float:
     return float(np.median(times))
 
 
+def _names(names: list[str]) -> str:
+    """`a`, `a` and `b`, `a`, `b` and `c`."""
+    quoted = [f"`{name}`" for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
 @dataclass
 class BlockCost:
-    """`block_cost`'s result: the block's rows of the layer table, its totals and its measured time."""
+    """`block_cost`'s result: the block's rows of the layer table and its totals."""
 
     table: NumberedTable
     params: int
@@ -143,36 +210,33 @@ class BlockCost:
     activation_bytes: int
     share_params: float  # of the convolutional base
     share_macs: float
-    seconds: float
     summary: Markdown
 
 
-def block_cost(block: Block, block_model: keras.Model) -> BlockCost:
+def block_cost(block: Block) -> BlockCost:
     """The block's parameters, multiply-accumulates and activation memory from the layer table, as a
-    numbered table, and its run time on this machine (median of 5 runs of the block alone on its input)
-    (block chapters)."""
+    numbered table, with its share of the convolutional base and its costliest layer (block chapters; the
+    time a block takes is measured once, by `compare_blocks`)."""
     rows = block.table.loc[block.layers]
     conv_base = block.table[block.table.index.str.startswith("block")]
     n = block.number
     table = layer_table_view(
         block.table,
         f"tab-block{n}-cost",
-        f"The layers of block {n} for one 224×224 photograph: output shape, parameters, multiply-accumulates "
-        "(MACs), receptive field and effective stride, and the memory of the output in float32.",
+        f"Block {n}'s layers and their cost.",
         rows=block.layers,
     )
     params, macs, memory = (int(rows[c].sum()) for c in ("params", "macs", "activation_bytes"))
     share_params, share_macs = params / conv_base["params"].sum(), macs / conv_base["macs"].sum()
-    seconds = _median_seconds(lambda: block_model(block.input, training=False))
+    costliest = list(rows.index[rows["macs"] == rows["macs"].max()])
+    each = " each" if len(costliest) > 1 else ""
+    layer_word = "layers" if len(costliest) > 1 else "layer"
     summary = Markdown(
-        f"Block {n} has **{params:,}** parameters ({share_params:.1%} of the {int(conv_base['params'].sum()):,} "
-        f"of VGG16's convolutional base), does **{macs / 1e9:.2f} G** multiply-accumulates for one photograph "
-        f"({share_macs:.1%} of the convolutional base's {conv_base['macs'].sum() / 1e9:.2f} G) and writes "
-        f"**{memory / 2**20:.1f} MiB** of activations ({memory / conv_base['activation_bytes'].sum():.0%} of the "
-        f"convolutional base's). On this machine it runs in **{seconds * 1000:.0f} ms** "
-        f"(median of {TIMING_RUNS} runs)."
+        f"Block {n} holds **{share_params:.1%}** of the convolutional base's parameters and does "
+        f"**{share_macs:.1%}** of its multiply-accumulates; its costliest {layer_word}, {_names(costliest)}, "
+        f"{'do' if len(costliest) > 1 else 'does'}{each} **{rows['macs'].max() / macs:.0%}** of the block's."
     )
-    return BlockCost(table, params, macs, memory, share_params, share_macs, seconds, summary)
+    return BlockCost(table, params, macs, memory, share_params, share_macs, summary)
 
 
 @dataclass
@@ -231,15 +295,11 @@ class UnitField:
     def summary(self) -> Markdown:
         x0, y0, x1, y1 = self.box
         clipped = (x1 - x0 + 1, y1 - y0 + 1) != (self.size, self.size)
-        inside = f", of which {x1 - x0 + 1}×{y1 - y0 + 1} lie inside the photo" if clipped else ""
-        share = self.effective / self.inside
+        inside = f", {x1 - x0 + 1}×{y1 - y0 + 1} of them on the photo" if clipped else ""
         return Markdown(
-            f"The receptive field of position ({self.row}, {self.col}) of `{self.layer}` is "
-            f"**{self.size}×{self.size}** pixels{inside}, and neighbouring positions are **{self.stride}** pixels "
-            f"apart. 90% of the gradient of the sum of its {self.channels} units comes from "
-            f"**{self.effective:,}** pixels: "
-            f"**{share:.0%}** of the field's {self.inside:,} pixels inside the photo"
-            + (", so the effective field is much smaller than the theoretical one." if share < 0.5 else ".")
+            f"The box of position ({self.row}, {self.col}) of `{self.layer}` is **{self.size}×{self.size}** px"
+            f"{inside}; 90 % of the gradient of its {self.channels} units falls on **{self.effective:,}** of its "
+            f"{self.inside:,} pixels on the photo (**{self.effective / self.inside:.0%}**)."
         )
 
 
@@ -256,7 +316,9 @@ def unit_field(block: Block, layer: str | None = None, row: int | None = None, c
     col = cols // 2 if col is None else col
     size, stride = (int(block.table.loc[layer, key]) for key in ("receptive_field", "stride"))
     box = receptive_field_box(block.table, layer, row, col, block.photo.shape[0])
-    erf = effective_receptive_field(block.model, block.x, layer, row, col)
+    erf = block._once(
+        ("erf", layer, row, col), lambda: effective_receptive_field(block.model, block.x, layer, row, col)
+    )
     return UnitField(layer, row, col, box, size, stride, channels, erf, block.photo)
 
 
@@ -278,12 +340,11 @@ class ActivationStats:
         names = self.block.layers if n == 1 else [self.block.input_name, *self.block.layers]
         shown = self.frame.loc[names].rename(columns=STAT_COLUMNS)
         shown.index.name = "layer"
-        reads = "" if n == 1 else f" and of its input, `{self.block.input_name}`"
+        reads = "" if n == 1 else ", and its input's"
         return numbered_table(
             shown,
             f"tab-block{n}-stats",
-            f"Activation statistics of block {n}'s layers{reads}, on the photograph: the fraction of the units "
-            "that are exactly zero, their mean, standard deviation and largest value.",
+            f"Block {n}'s activation statistics{reads}.",
             {"zeros": "{:.1%}", "mean": "{:.3g}", "standard deviation": "{:.3g}", "largest value": "{:.3g}"},
         )
 
@@ -339,3 +400,371 @@ def activation_stats(block: Block) -> ActivationStats:
         }
     ).T
     return ActivationStats(frame, block)
+
+
+def channel_examples(block: Block, layer: str | None = None, *, channels: int = 6, k: int = 6) -> DatasetExamples:
+    """The `channels` channels of `layer` (default: the block's last convolution) strongest on the page's
+    photo, each with the `k` patches that excite it most across the photo and scikit-image's gallery
+    (`vggbook.GALLERY`), no two of one image overlapping: `vggbook.dataset_examples` on the page's photo
+    and the gallery (block chapters; block 1 explains the method)."""
+    layer = block.layers[-2] if layer is None else layer
+    if layer not in block.maps:
+        raise ValueError(f"no map of layer {layer!r}; the chapter has {', '.join(block.maps)}")
+    photos = {block.photo_name: block.photo}
+    photos.update({name: sample_image(name) for name in GALLERY if name != block.photo_name})
+    ranked = rank_channels(block.maps[layer])[:channels]
+    return dataset_examples(block.model, layer, ranked, photos, block.table, k=k)
+
+
+# -- a block beside the one before, and all five side by side ----------------------------------------------
+
+
+@dataclass
+class BlockProfile:
+    """What one block does with the photo, from the chapter's one forward pass and the layer table (the
+    network's input for "block 0"): the maps its convolutions write, its receptive field and the part of
+    it that holds 90 % of the gradient (at the centre of its pool's map), the zeros it outputs, its cost
+    and its measured time."""
+
+    number: int  # 0: the network's input, the preprocessed photo
+    side: int  # px of the maps its convolutions write (the input: the photo's)
+    channels: int
+    convolutions: int
+    field: int  # receptive field of its pool (px)
+    effective: int  # pixels holding 90 % of the gradient of the pool's centre position
+    inside: int  # pixels of that field inside the photo
+    zeros: float  # fraction of its output's units that are exactly zero
+    params: int
+    macs: int
+    seconds: float  # the block alone on its input, median of TIMING_RUNS (nan for the input)
+    memory: int  # bytes of all its outputs, float32
+
+    @property
+    def label(self) -> str:
+        return "input" if self.number == 0 else f"block {self.number}"
+
+    @property
+    def effective_share(self) -> float:
+        return self.effective / self.inside
+
+
+def _input_profile(block: Block) -> BlockProfile:
+    side, channels = block.x.shape[1], block.x.shape[-1]
+    zeros = float(np.mean(block.x == 0))
+    return BlockProfile(0, side, channels, 0, 1, 1, 1, zeros, 0, 0, math.nan, 4 * int(np.prod(block.x.shape[1:])))
+
+
+def _block_seconds(block: Block, number: int) -> float:
+    """Block `number` of the chapter's network alone (its layers, its weights) on what it reads."""
+    reads = block.x if number == 1 else block.maps[f"block{number - 1}_pool"]
+    inputs = keras.Input(shape=reads.shape[1:])
+    y = inputs
+    for layer in block_layers(block.model, number):
+        y = layer(y)
+    alone = keras.Model(inputs, y)
+    return _median_seconds(lambda: alone(reads, training=False))
+
+
+def block_profile(block: Block, number: int) -> BlockProfile:
+    """Block `number` (0 = the network's input) of the chapter's network on its photo (block chapters)."""
+    if number == 0:
+        return _input_profile(block)
+    number = _block_number(number)
+
+    def measure() -> BlockProfile:
+        names = [layer.name for layer in block_layers(block.model, number)]
+        rows = block.table.loc[names]
+        pool = names[-1]
+        centre = unit_field(block, pool)
+        return BlockProfile(
+            number=number,
+            side=int(block.maps[names[0]].shape[1]),
+            channels=int(block.maps[pool].shape[-1]),
+            convolutions=len(names) - 1,
+            field=centre.size,
+            effective=centre.effective,
+            inside=centre.inside,
+            zeros=float(np.mean(block.maps[pool] == 0)),
+            params=int(rows["params"].sum()),
+            macs=int(rows["macs"].sum()),
+            seconds=_block_seconds(block, number),
+            memory=int(rows["activation_bytes"].sum()),
+        )
+
+    return block._once(("profile", number), measure)
+
+
+# One row per quantity: its label (with its unit) and how a profile shows it.
+PROFILE_ROWS: dict[str, object] = {
+    "map its convolutions write (px)": lambda p: f"{p.side}×{p.side}",
+    "channels": lambda p: f"{p.channels:,}",
+    "convolutions": lambda p: f"{p.convolutions}",
+    "receptive field of its pool (px)": lambda p: f"{p.field}",
+    "pixels holding 90 % of the gradient (share of the field)": lambda p: f"{p.effective:,} ({p.effective_share:.0%})",
+    "units of its output that are zero": lambda p: f"{p.zeros:.0%}",
+    "parameters": lambda p: f"{p.params:,}",
+    "multiply-accumulates (millions)": lambda p: amount(round(p.macs / 1e6, 1)),
+    "time on this machine (ms)": lambda p: "–" if math.isnan(p.seconds) else f"{p.seconds * 1000:.0f}",
+    "activation memory (MiB)": lambda p: f"{p.memory / 2**20:.1f}",
+}
+
+
+def _change(label: str, before: BlockProfile, after: BlockProfile) -> str:
+    """How a quantity changed from one block to the next: a factor, or percentage points for a share."""
+    if label == "units of its output that are zero":
+        points = 100 * (after.zeros - before.zeros)
+        return f"{points:+.0f} points"
+    values = {
+        "map its convolutions write (px)": (before.side, after.side),
+        "channels": (before.channels, after.channels),
+        "convolutions": (before.convolutions, after.convolutions),
+        "receptive field of its pool (px)": (before.field, after.field),
+        "pixels holding 90 % of the gradient (share of the field)": (before.effective, after.effective),
+        "parameters": (before.params, after.params),
+        "multiply-accumulates (millions)": (before.macs, after.macs),
+        "time on this machine (ms)": (before.seconds, after.seconds),
+        "activation memory (MiB)": (before.memory, after.memory),
+    }
+    old, new = values[label]
+    if not old or math.isnan(old) or math.isnan(new):
+        return "–"
+    return f"×{new / old:.2g}"
+
+
+def _factor(ratio: float) -> str:
+    """A ratio as words before a noun: "twice the", "the same", "a quarter of the", "6.7 times the"."""
+    words = {1: "the same", 2: "twice the", 0.5: "half the", 4: "four times the", 0.25: "a quarter of the"}
+    for value, word in words.items():
+        if math.isclose(ratio, value, rel_tol=0.01):
+            return word
+    return f"{ratio:.2g} times the" if ratio >= 1 else f"{ratio:.2g} of the"
+
+
+@dataclass
+class BlockComparison:
+    """`compare_blocks`' result: the block and the one before it (for block 1, the network's input)."""
+
+    before: BlockProfile
+    after: BlockProfile
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        b, a = self.before, self.after
+        frame = pd.DataFrame(
+            {
+                b.label: [show(b) for show in PROFILE_ROWS.values()],
+                a.label: [show(a) for show in PROFILE_ROWS.values()],
+                "change": [_change(label, b, a) for label in PROFILE_ROWS],
+            },
+            index=pd.Index(list(PROFILE_ROWS), name="on the photo"),
+        )
+        return frame
+
+    @property
+    def table(self) -> NumberedTable:
+        b, a = self.before, self.after
+        what = "the photograph" if b.number == 0 else f"block {b.number}"
+        return numbered_table(self.frame, f"tab-block{a.number}-adds", f"Block {a.number} beside {what}, measured.")
+
+    @property
+    def summary(self) -> Markdown:
+        b, a = self.before, self.after
+        n = a.number
+        if b.number == 0:
+            return Markdown(
+                f"Block 1 turns the {b.side}×{b.side}×{b.channels} photo into {a.channels} maps of the same size "
+                f"and pools them to half the side; one position of its pool sees a **{a.field}×{a.field}** "
+                f"pixel window, of which **{a.effective}** pixels hold 90 % of the gradient. "
+                f"**{a.zeros:.0%}** of its output is zero."
+            )
+        sentences = []
+        channels = (
+            f"the same {a.channels} channels"
+            if a.channels == b.channels
+            else f"{_factor(a.channels / b.channels)} channels ({a.channels} against {b.channels})"
+        )
+        convolutions = (
+            f"{a.convolutions} convolutions where block {b.number} has {b.convolutions}"
+            if a.convolutions != b.convolutions
+            else f"as many convolutions ({a.convolutions})"
+        )
+        sentences.append(
+            f"Block {n} works on a {a.side}×{a.side} map, {_factor(a.side / b.side)} side of block {b.number}'s, "
+            f"with {channels} and {convolutions}."
+        )
+        grows = "widens" if a.field > b.field else "stays"
+        clipped = ", more than the photo holds around its centre" if a.inside < a.field**2 else ""
+        share = (
+            "a smaller share"
+            if a.effective_share < b.effective_share
+            else "a larger share"
+            if a.effective_share > b.effective_share
+            else "the same share"
+        )
+        sentences.append(
+            f"The receptive field of its pool {grows} from {b.field} to **{a.field}** px{clipped}; the pixels "
+            f"holding 90 % of the gradient go from {b.effective:,} to **{a.effective:,}**, {share} of the field "
+            f"({a.effective_share:.0%} against {b.effective_share:.0%})."
+        )
+        costs = {
+            "parameters": a.params / b.params,
+            "multiply-accumulates": a.macs / b.macs,
+            "activation memory": a.memory / b.memory,
+        }
+        ordered = sorted(costs.items(), key=lambda item: -abs(math.log(item[1])))  # the largest change first
+        sentences.append(
+            f"It has {', '.join(f'{_factor(r)} {what}' for what, r in ordered[:-1])} and "
+            f"{_factor(ordered[-1][1])} {ordered[-1][0]} of block {b.number}"
+            + (f" and runs in {a.seconds / b.seconds:.2g} times its time." if b.seconds > 0 else ".")
+        )
+        more = "more" if a.zeros > b.zeros else "fewer" if a.zeros < b.zeros else "as many"
+        sentences.append(
+            f"**{a.zeros:.0%}** of its output is zero: {more} than the {b.zeros:.0%} of block {b.number}'s."
+        )
+        return Markdown(" ".join(sentences))
+
+
+def compare_blocks(block: Block) -> BlockComparison:
+    """The chapter's block beside the one before it (block 1: beside the photo it reads), each measured on
+    the chapter's photo from its one forward pass and the layer table: map size, channels, receptive field
+    and its effective part, zeros, parameters, multiply-accumulates, time and activation memory
+    (block chapters; block 1 explains each row)."""
+    return BlockComparison(block_profile(block, block.number - 1), block_profile(block, block.number))
+
+
+def _trend(values: list[float], plural: bool = False) -> str:
+    """How a quantity goes over the blocks: "rises at every block", "falls at every block" ("rise", "fall"
+    for a plural subject), or "" when it does not move one way all along."""
+    steps = np.diff(values)
+    ending = "" if plural else "s"
+    if np.all(steps > 0):
+        return f"rise{ending} at every block"
+    if np.all(steps < 0):
+        return f"fall{ending} at every block"
+    return ""
+
+
+@dataclass
+class AllBlocks:
+    """`compare_all`'s result: the five blocks of the chapter's network, side by side."""
+
+    profiles: list[BlockProfile]  # blocks 1–5
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {p.label: [show(p) for show in PROFILE_ROWS.values()] for p in self.profiles},
+            index=pd.Index(list(PROFILE_ROWS), name="on the photo"),
+        )
+
+    def table(self, name: str = "tab-block5-all") -> NumberedTable:
+        return numbered_table(
+            self.frame,
+            name,
+            "The five blocks side by side, measured.",
+        )
+
+    def plot(self) -> Figure:
+        """Left: sizes and costs relative to block 1 (log scale). Right: the shares (zeros, effective part of
+        the field)."""
+        p = self.profiles
+        blocks = [q.number for q in p]
+        fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.3), layout="constrained")
+        series = {
+            "map side": [q.side for q in p],
+            "channels": [q.channels for q in p],
+            "receptive field": [q.field for q in p],
+            "pixels with 90 % of the gradient": [q.effective for q in p],
+            "parameters": [q.params for q in p],
+            "multiply-accumulates": [q.macs for q in p],
+            "activation memory": [q.memory for q in p],
+        }
+        for (label, values), marker in zip(series.items(), "osD^v<>", strict=True):
+            left.semilogy(blocks, np.asarray(values, float) / values[0], marker=marker, label=label)
+        left.axhline(1, color="grey", lw=0.8, ls=":")
+        left.set_xticks(blocks)
+        left.set_xlabel("block")
+        left.set_ylabel("relative to block 1 (log scale)")
+        left.set_title("Sizes and costs", fontsize=10)
+        left.legend(fontsize=7)
+        right.plot(blocks, [q.zeros for q in p], "o-", label="output units that are zero")
+        right.plot(blocks, [q.effective_share for q in p], "s--", label="share of the field\nwith 90 % of the gradient")
+        right.set_ylim(0, 1)
+        right.set_xticks(blocks)
+        right.set_xlabel("block")
+        right.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
+        right.set_title("Shares, on the photo", fontsize=10)
+        right.legend(fontsize=7)
+        fig.suptitle("VGG16's five blocks side by side", fontsize=10)
+        return fig
+
+    @property
+    def summary(self) -> Markdown:
+        p = self.profiles
+        first, last = p[0], p[-1]
+        sentences = []
+        sides = [q.side for q in p]
+        channels = [q.channels for q in p]
+        halving = all(b == a // 2 for a, b in zip(sides, sides[1:], strict=False))
+        doubling = [q.number for a, q in zip(p, p[1:], strict=False) if q.channels == 2 * a.channels]
+        kept = [q.number for a, q in zip(p, p[1:], strict=False) if q.channels == a.channels]
+        side_words = "halves at every block" if halving else "shrinks"
+        channel_words = (
+            f"double in block{'s' if len(doubling) > 1 else ''} {', '.join(map(str, doubling))}"
+            if doubling
+            else "never double"
+        )
+        if kept:
+            channel_words += (
+                f" and stay at {channels[kept[0] - 1]} in block{'s' if len(kept) > 1 else ''} "
+                + ", ".join(map(str, kept))
+            )
+        sentences.append(
+            f"The map the convolutions write {side_words}, from {sides[0]}×{sides[0]} to {sides[-1]}×{sides[-1]}, "
+            f"while the channels {channel_words}."
+        )
+        fields = [q.field for q in p]
+        shares = [q.effective_share for q in p]
+        share_trend = _trend(shares)
+        sentences.append(
+            f"The receptive field grows {fields[-1] / fields[0]:.0f}-fold, from {fields[0]} to {fields[-1]} px; the "
+            f"pixels holding 90 % of the gradient grow {last.effective / first.effective:.0f}-fold, from "
+            f"{first.effective:,} to {last.effective:,}, so their share of the field "
+            + (share_trend or "moves both ways")
+            + f" ({shares[0]:.0%} in block 1, {shares[-1]:.0%} in block 5)."
+        )
+        zeros = [q.zeros for q in p]
+        zero_trend = _trend(zeros) or f"is largest after block {int(np.argmax(zeros)) + 1}"
+        sentences.append(
+            f"The share of zeros in a block's output {zero_trend}: {zeros[0]:.0%} after block 1, "
+            f"{zeros[-1]:.0%} after block 5."
+        )
+        params = np.array([q.params for q in p], float)
+        macs = np.array([q.macs for q in p], float)
+        memory = np.array([q.memory for q in p], float)
+        peak = [q.number for q in p if q.macs == macs.max()]
+        peak_words = (
+            f"peak in blocks {' and '.join(map(str, peak))}, tied" if len(peak) > 1 else f"peak in block {peak[0]}"
+        )
+        sentences.append(
+            f"Parameters {_trend(list(params), plural=True) or 'vary'}, and block 5 holds "
+            f"{params[-1] / params.sum():.0%} of them; multiply-accumulates {peak_words} at "
+            f"{macs.max() / 1e9:.2f} G; activation memory "
+            f"{_trend(list(memory)) or 'varies'}, from {memory[0] / 2**20:.1f} to {memory[-1] / 2**20:.2f} MiB."
+        )
+        seconds = np.array([q.seconds for q in p])
+        slowest = int(np.argmax(seconds)) + 1
+        costliest = peak if len(peak) > 1 else [peak[0]]
+        follows = (
+            "one of the blocks with the most multiply-accumulates"
+            if slowest in costliest
+            else (f"not one with the most multiply-accumulates (blocks {' and '.join(map(str, costliest))})")
+        )
+        sentences.append(f"On this machine block {slowest} takes longest ({seconds.max() * 1000:.0f} ms): {follows}.")
+        return Markdown(" ".join(sentences))
+
+
+def compare_all(block: Block) -> AllBlocks:
+    """The five blocks of the chapter's network side by side, each measured as `compare_blocks` measures
+    one (chapter "block5")."""
+    return AllBlocks([block_profile(block, number) for number in BLOCKS])

@@ -281,7 +281,8 @@ def tuning_table(tunings: Mapping[str, Tuning | Sequence[Tuning]], name: str, ca
 @dataclass
 class DatasetExamples:
     """`dataset_examples`' result: for each channel, its strongest units across the photos, as
-    (photo name, row, col, value) and the receptive-field patch of each."""
+    (photo name, row, col, value) and the receptive-field patch of each. `silent` is indexed by the photos in
+    the order searched; the first is the page's own."""
 
     layer: str
     channels: list[int]
@@ -324,22 +325,25 @@ class DatasetExamples:
 
     @property
     def summary(self) -> Markdown:
-        sources = [name.split("_")[0] for found in self.found.values() for name, *_ in found]
-        distinct = sorted(set(sources))
-        frequent, times = Counter(sources).most_common(1)[0]  # a tie goes to the photo seen first (the strongest)
+        """What to see in the figure: where the patches come from, and the channels silent on the photo."""
+        sources = [name for found in self.found.values() for name, *_ in found]
+        distinct = set(sources)
+        frequent, times = Counter(sources).most_common(1)[0]  # a tie goes to the image seen first (the strongest)
+        firsts = {found[0][0] for found in self.found.values() if found}
         silent = (self.silent * self.total_channels).round().astype(int)
-        on_cat = silent.get("chelsea", 0)
+        reference = self.silent.index[0]  # the page's photo: the first image searched
+        if len(firsts) == 1 and len(self.channels) > 1:
+            first = f"all {len(self.channels)} channels have their strongest patch in {next(iter(firsts))}"
+        else:
+            first = f"their strongest patches come from {len(firsts)} different images"
         h, w = self.map_size
         most = -(-h // self.apart) * -(-w // self.apart)
         return Markdown(
-            f"On the cat photograph **{on_cat}** of the {self.total_channels} channels of `{self.layer}` "
-            f"{'is' if on_cat == 1 else 'are'} zero everywhere; across the {len(silent)} photos that count "
-            f"ranges from {silent.min()} to {silent.max()}, and **{self.silent_everywhere}** channels are zero on "
-            f"every photo. Fields that do not overlap are at least {self.apart} positions apart on the {h}×{w} "
-            f"map, so one photo can give a channel at most {most} patches, each {self.field} pixels wide "
-            f"({min(self.field, 224) ** 2 / 224**2:.0%} of a photo). The {len(sources)} patches shown come from "
-            f"**{len(distinct)}** of the {len(silent)} photos; the most frequent, {frequent}, gives {times} of "
-            "them."
+            f"The {len(sources)} patches come from **{len(distinct)}** of the {len(silent)} images, {times} of them "
+            f"from {frequent}; {first}. Each is {self.field} px wide, and one image can give a channel at most "
+            f"{most} that do not overlap. On {reference}, **{silent[reference]}** of the {self.total_channels} "
+            f"channels of `{self.layer}` {'is' if silent[reference] == 1 else 'are'} zero everywhere; on every "
+            f"image, **{self.silent_everywhere}**."
         )
 
 
