@@ -29,8 +29,11 @@ OTHER_PAGES = 2  # a paragraph is repeated when it is on at least this many othe
 BLOCKS = range(1, 6)
 
 # What is not prose: code (inputs, printed streams), scripts, the bodies of tables (their captions are read
-# first), the solutions behind their toggles (`hide-cell` cells, and Markdown dropdowns), the "¶" links.
-NOT_PROSE = "pre, script, style, .cell_input, .tag_hide-cell, details, .headerlink, .caption-number"
+# first), the solutions behind their toggles (`hide-cell` cells, and Markdown dropdowns), the "¶" links, and
+# the unit explorer's note for a page without JavaScript (its script hides it as soon as it runs).
+NOT_PROSE = (
+    "pre, script, style, .cell_input, .tag_hide-cell, details, .headerlink, .caption-number, .vgg-explorer-status"
+)
 
 
 def _words(text: str) -> list[str]:
@@ -132,6 +135,8 @@ def test_prose_is_paragraphs_captions_and_printed_markdown_but_not_code_tables_o
         '<div class="cell tag_hide-cell"><details><summary>Solution 1</summary><div class="cell_output">'
         "<p>The answer printed by a solution is behind its toggle and not prose.</p></div></details></div>",
         "<details><summary>Solution 2</summary><p>An old dropdown solution with many words, hidden too.</p></details>",
+        '<div class="vgg-explorer"><p class="vgg-explorer-status">An interactive figure: it runs with JavaScript, '
+        "on the site.</p></div>",
     )
     assert paragraphs(html) == [
         "The layers of block 3 and what each costs for one photo.",
