@@ -1,7 +1,8 @@
 """Fetch one file over HTTP(S) safely: quiet, complete or not at all.
 
-Shared by the weights (`weights.download_file`: Keras' ImageNet files, md5-checked) and the reader's
-photo (`images.photo` with a URL: decoded before it is kept). Chapter "block1" describes the policy.
+Shared by the weights (`weights.download_file`: Keras' ImageNet files, md5-checked; every chapter that
+loads them) and the reader's photo (`images.photo` with a URL, decoded before it is kept; every chapter
+that shows a photo).
 """
 
 from __future__ import annotations

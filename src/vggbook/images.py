@@ -1,7 +1,7 @@
 """Photographs in, VGG inputs out: the reader's photo (file, URL, Colab upload, sample), read with OpenCV,
 resized and centre-cropped as Keras' ImageNet evaluation does, caffe preprocessing.
 
-Chapter "block1" explains each step; every chapter calls `photo` (or `sample_image`) and `preprocess`.
+Chapter "block1" explains each step; the chapters call `photo` or `sample_image`, then `preprocess`.
 """
 
 from __future__ import annotations
@@ -421,7 +421,7 @@ def _decode(data: bytes, where: str, content_type: str = "") -> np.ndarray:
 
 
 def photo_cache_dir() -> Path:
-    """Where downloaded photos are kept: the Keras cache's `photos` folder (chapter "block1")."""
+    """Where downloaded photos are kept: the Keras cache's `photos` folder (every chapter, through `photo`)."""
     return keras_cache_dir() / "photos"
 
 
