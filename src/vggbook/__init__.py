@@ -13,7 +13,18 @@ from vggbook.architecture import VGG_CONFIGS, block_layers, build_vgg, build_vgg
 from vggbook.blocks import *  # noqa: F403  (its __all__ lists what the block chapters share)
 from vggbook.explorer import UnitExplorer, unit_explorer
 from vggbook.features import default_layers, feature_maps
-from vggbook.images import GALLERY, SAMPLES, deprocess, load_image, preprocess, resize_and_crop, sample_image
+from vggbook.images import (
+    GALLERY,
+    SAMPLES,
+    Photo,
+    PhotoError,
+    deprocess,
+    load_image,
+    photo,
+    preprocess,
+    resize_and_crop,
+    sample_image,
+)
 from vggbook.interpret import *  # noqa: F403  (its __all__ lists the interpretation tools)
 from vggbook.plotting import (
     PAGE_WIDTH,
@@ -39,6 +50,8 @@ __all__ = [
     "VGG_CONFIGS",
     "GALLERY",
     "SAMPLES",
+    "Photo",
+    "PhotoError",
     "UnitExplorer",
     "WeightsError",
     "block_layers",
@@ -58,6 +71,7 @@ __all__ = [
     "numbered_table",
     "overlay_heatmap",
     "parse_conv",
+    "photo",
     "plot_architecture",
     "plot_feature_maps",
     "plot_filters",
