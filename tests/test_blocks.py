@@ -34,13 +34,14 @@ def _written(channels: int, block: int = 2, convs: int = 2) -> list[keras.layers
 
 
 def test_open_block_builds_the_convolutional_base_once(capsys):
-    block = vggbook.open_block(3, weights="random")
+    block = vggbook.open_block(3, weights="random")  # the photo: vggbook.photo()'s default, the cat
     assert block.model.count_params() == 14_714_688  # VGG16 without its head
     assert "random" in capsys.readouterr().out  # the page says which weights it used
     assert block.layers == ["block3_conv1", "block3_conv2", "block3_conv3", "block3_pool"]
     assert block.input_name == "block2_pool" and block.input.shape == (1, 56, 56, 128)
     assert set(block.maps) == set(vggbook.default_layers(block.model))
-    assert block.photo_name == "chelsea" and np.array_equal(block.photo, vggbook.sample_image("chelsea"))
+    default = vggbook.photo()
+    assert block.photo_name == default.name and np.array_equal(block.photo, default.image)
     with pytest.raises(ValueError, match="blocks 1–5"):
         vggbook.open_block(6)
 
@@ -49,13 +50,16 @@ def test_open_block_takes_a_photo_object_an_array_or_a_name_and_refuses_anything
     from vggbook.blocks import _photo
 
     coffee = vggbook.sample_image("coffee")
-    given = SimpleNamespace(image=coffee, name="my coffee")  # what vggbook.photo() returns: .image, .name
-    for photo, name in ((given, "my coffee"), (coffee, "the photo"), ("coffee", "coffee")):
+    read = vggbook.photo("coffee")
+    given = SimpleNamespace(image=coffee, name="my coffee")  # anything with .image and .name, as a Photo
+    for photo, name in ((read, read.name), (given, "my coffee"), (coffee, "the photo"), ("coffee", read.name)):
         image, found = _photo(photo)
         assert np.array_equal(image, coffee) and found == name
     for wrong in (coffee[:100], coffee.astype(np.float32), SimpleNamespace(image=coffee[..., 0], name="grey")):
         with pytest.raises(ValueError, match=r"RGB uint8 of shape \(224, 224, 3\).*vggbook\.photo"):
             vggbook.open_block(2, wrong)  # refused before any network is built
+    with pytest.raises(ValueError, match=r"\(224, 224, 3\)"):  # a Photo cropped to another size
+        vggbook.open_block(2, vggbook.photo("coffee", size=96))
 
 
 def test_check_block_accepts_the_block_and_names_a_wrong_layer(small_block, capsys):
@@ -231,6 +235,11 @@ def _with_number(block: Block, number: int) -> Block:
     return Block(number, block.model, block.photo, block.x, block.maps, block.table, block.photo_name)
 
 
+def _with_photo(block: Block, photo: np.ndarray, name: str) -> Block:
+    x = vggbook.preprocess(photo)
+    return Block(block.number, block.model, photo, x, vggbook.feature_maps(block.model, x), block.table, name)
+
+
 def test_compare_all_sets_the_five_blocks_side_by_side(small_block):
     five = vggbook.compare_all(_with_number(small_block, 5))
     assert [p.number for p in five.profiles] == [1, 2, 3, 4, 5]
@@ -247,7 +256,12 @@ def test_compare_all_sets_the_five_blocks_side_by_side(small_block):
 
 def test_channel_examples_search_the_page_photo_first_then_the_gallery(small_block):
     found = vggbook.channel_examples(small_block, channels=2, k=2)
-    assert found.layer == "block2_conv2" and list(found.silent.index) == list(vggbook.GALLERY)  # chelsea first
+    assert found.layer == "block2_conv2"
     assert found.channels == [int(c) for c in vggbook.rank_channels(small_block.maps["block2_conv2"])[:2]]
+    # the page's photo is the gallery's chelsea: searched first, once, under the gallery's name
+    assert list(found.silent.index) == list(vggbook.GALLERY)
+    coffee = _with_photo(small_block, vggbook.sample_image("coffee")[::-1].copy(), "upside-down coffee")
+    found = vggbook.channel_examples(coffee, channels=1, k=1)
+    assert list(found.silent.index) == ["upside-down coffee", *vggbook.GALLERY]  # not in the gallery: added
     with pytest.raises(ValueError, match="no map of layer"):
         vggbook.channel_examples(small_block, "fc1")

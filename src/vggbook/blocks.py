@@ -13,6 +13,7 @@ numbers (`.summary`, Markdown that the chapters show in a cell whose code the si
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from matplotlib.figure import Figure
 from vggbook.architecture import block_layers, build_vgg16, layer_table
 from vggbook.features import feature_maps
 from vggbook.images import GALLERY, preprocess, sample_image
+from vggbook.images import photo as read_photo
 from vggbook.interpret import effective_receptive_field
 from vggbook.plotting import (
     PAGE_WIDTH,
@@ -102,26 +104,27 @@ def _block_number(number: int) -> int:
 
 
 def _photo(photo) -> tuple[np.ndarray, str]:
-    """The photo as RGB uint8 (224, 224, 3) and its name, from a sample name, a `vggbook.photo()` result
-    (anything with `.image`, and `.name`) or an array."""
-    if isinstance(photo, str):
-        return sample_image(photo), photo
+    """The photo the network sees, RGB uint8 (224, 224, 3), and its name: from a `vggbook.photo()` result
+    (anything with `.image` and `.name`), a source `vggbook.photo` reads (a sample name, a path, a URL), or
+    an array already cropped to 224×224."""
+    if isinstance(photo, str | os.PathLike):
+        photo = read_photo(photo)
     image = np.asarray(getattr(photo, "image", photo))
     if image.shape != (224, 224, 3) or image.dtype != np.uint8:
         raise ValueError(
             f"the photo must be RGB uint8 of shape (224, 224, 3), got {image.dtype} {image.shape}: pass "
-            "vggbook.photo(...), the name of a sample photo, or vggbook.load_image(path)"
+            "vggbook.photo(...) (a path, a URL or a sample name) or the name itself"
         )
     return image, str(getattr(photo, "name", "") or "the photo")
 
 
-def open_block(number: int, photo: object = "chelsea", *, weights: str = "auto") -> Block:
+def open_block(number: int, photo: object = None, *, weights: str = "auto") -> Block:
     """Build VGG16's convolutional base (`include_top=False`: no block chapter reads the fully connected
-    head), print which weights it carries, take the photograph (a `vggbook.photo()` result, an RGB array or
-    a sample name), run ONE forward pass for every conv and pool output, and make the layer table (block
-    chapters)."""
+    head), print which weights it carries, take the photograph (a `vggbook.photo()` result, what
+    `vggbook.photo` reads, or a 224×224 RGB array; None: `vggbook.photo()`'s default), run ONE forward pass
+    for every conv and pool output, and make the layer table (block chapters)."""
     number = _block_number(number)
-    image, name = _photo(photo)  # checked before the network is built
+    image, name = _photo(read_photo() if photo is None else photo)  # checked before the network is built
     model = build_vgg16(include_top=False, weights=weights)
     print(describe_weights(model))
     x = preprocess(image)
@@ -406,12 +409,14 @@ def channel_examples(block: Block, layer: str | None = None, *, channels: int = 
     """The `channels` channels of `layer` (default: the block's last convolution) strongest on the page's
     photo, each with the `k` patches that excite it most across the photo and scikit-image's gallery
     (`vggbook.GALLERY`), no two of one image overlapping: `vggbook.dataset_examples` on the page's photo
-    and the gallery (block chapters; block 1 explains the method)."""
+    and the gallery, the page's photo searched first (block chapters; block 1 explains the method)."""
     layer = block.layers[-2] if layer is None else layer
     if layer not in block.maps:
         raise ValueError(f"no map of layer {layer!r}; the chapter has {', '.join(block.maps)}")
-    photos = {block.photo_name: block.photo}
-    photos.update({name: sample_image(name) for name in GALLERY if name != block.photo_name})
+    gallery = {name: sample_image(name) for name in GALLERY}
+    same = [name for name, image in gallery.items() if np.array_equal(image, block.photo)]
+    own = same[0] if same else block.photo_name  # the page's photo may be one of the gallery's
+    photos = {own: block.photo} | {name: image for name, image in gallery.items() if name != own}
     ranked = rank_channels(block.maps[layer])[:channels]
     return dataset_examples(block.model, layer, ranked, photos, block.table, k=k)
 
