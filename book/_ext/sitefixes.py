@@ -29,6 +29,13 @@ error, no console message, no axe-core violation).
    `doc-biblioentry`, and a list's children must be list items: axe reported the
    deprecated role (25 times) and a list without list items. The citations keep
    docutils' markup, with the role `listitem`.
+4. Tables whose first column names the rows under an empty corner (the training
+   chapter's Table 8.1: "", "VGG16", "this chapter"). The first column's cells were
+   data cells (`<td>`), so the row names were headers of nothing, and the cells of the
+   first column had no header at all (axe: td-has-header, critical). A table whose
+   top-left header cell is empty is read as one with row headers: its first column
+   becomes docutils' stub column, which the HTML writer writes as header cells
+   (`<th class="stub">`).
 
 The search button and the colour-mode switch are named as they are shown by two
 template overrides in book/_templates/ (their comments say why); long inline code wraps
@@ -82,6 +89,18 @@ def visit_citation(self, node: nodes.citation) -> None:
     self.body[-1] = self.body[-1].replace('role="doc-biblioentry"', 'role="listitem"')
 
 
+def mark_row_headers(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """4. Under an empty top-left header cell, the first column names the rows."""
+    for tgroup in doctree.findall(nodes.tgroup):
+        colspecs = [c for c in tgroup.children if isinstance(c, nodes.colspec)]
+        heads = [c for c in tgroup.children if isinstance(c, nodes.thead)]
+        if not colspecs or not heads or not heads[0].children:
+            continue
+        corner = heads[0].children[-1].children[0]  # the last header row's first cell
+        if not corner.astext().strip() and len(colspecs) > 1:
+            colspecs[0]["stub"] = 1
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     # After every other handler (myst-nb adds a page's own scripts in it, at 500).
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)
@@ -89,4 +108,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_js_file(None, body=THEME_MODE_SCRIPT, priority=100)
     # docutils' own depart_citation closes the element and the list.
     app.add_node(nodes.citation, override=True, html=(visit_citation, None))
+    app.connect("doctree-resolved", mark_row_headers)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
