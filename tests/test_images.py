@@ -294,6 +294,7 @@ def test_the_default_photo_is_the_cat(monkeypatch):
     assert repr(photo) == f"Photo({photo.summary})"
 
 
+# photos with a shorter side up to 512 (ImageNet's): exactly the recipe; larger are area-averaged first (below)
 @pytest.mark.parametrize(("h", "w", "size"), [(300, 451, 224), (640, 480, 224), (97, 1000, 224), (500, 375, 112)])
 def test_the_crop_is_keras_imagenet_evaluation(h, w, size):
     rgb = _noise(h, w)
@@ -861,3 +862,20 @@ def test_a_vggbook_photo_that_is_missing_names_it(tmp_path, monkeypatch):
     monkeypatch.setenv("VGGBOOK_PHOTO", str(tmp_path / "gone.jpg"))
     with pytest.raises(PhotoError, match=re.escape(f"no photo at {tmp_path / 'gone.jpg'}")):
         vggbook.photo()
+
+
+def test_a_phone_photo_is_area_averaged_before_the_bicubic_shrink():
+    # 4032×3024 pixel stripes one pixel wide: far finer than a 341×256 image can hold, so the honest result is
+    # flat grey. Bicubic interpolation alone shrinking 12× folds them into strong false stripes.
+    h, w = 3024, 4032
+    stripes = np.zeros((h, w, 3), np.uint8)
+    stripes[:, ::2] = 255
+    cubic_only = cv2.resize(stripes, (w * 256 // h, 256), interpolation=cv2.INTER_CUBIC)
+    assert cubic_only.std() > 40  # the aliasing the area step prevents
+    photo = vggbook.photo(stripes)
+    assert photo.resized == (341, 256)
+    assert photo.image.std() < 2 and abs(photo.image.mean() - 127.5) < 2
+    # the crop still covers the central 224/256 of the shorter side
+    x0, y0, x1, y1 = photo.box
+    step = w / photo.resized[0]  # original pixels per resized pixel: the recipe rounds to whole ones
+    assert y1 - y0 + 1 == round(3024 * 224 / 256) and abs((x0 + x1) / 2 - (w - 1) / 2) <= step
