@@ -50,7 +50,7 @@ def _spatial_output(model: keras.Model, layer: str) -> keras.KerasTensor:
 
 def last_convolution(model: keras.Model) -> str:
     """The name of the model's last convolution (VGG16: `block5_conv3`; ResNet50: `conv5_block3_3_conv`), or a
-    ValueError for a model without one. Chapters "classifier", "your_model"."""
+    ValueError for a model without one: `grad_cam`'s default layer (chapter "your_model")."""
     convs = [layer.name for layer in model.layers if isinstance(layer, CONVOLUTIONS)]
     if not convs:
         raise ValueError(f"model {model.name!r} has no convolution: pass layer= naming the spatial layer to explain")
