@@ -401,3 +401,12 @@ def test_macs_of_depthwise_and_separable_convolutions():
     assert table.loc["depthwise", "macs"] == 10 * 10 * 3 * 3 * 6 * 2
     assert table.loc["separable", "macs"] == 8 * 8 * (3 * 3 * 12 + 12 * 5)
     assert _field(table, "separable") == (5, 1, 1)
+
+
+def test_layer_table_of_a_model_for_any_image_size_says_what_it_needs():
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3, strides=2, padding="same")(inputs))
+    with pytest.raises(ValueError, match=r"takes images of any size.*keras\.Input\(shape=\(224, 224, 3\)\)"):
+        vggbook.layer_table(model)
+    x = np.zeros((1, 20, 20, 3), np.float32)
+    assert vggbook.feature_maps(model, x)[model.layers[-1].name].shape == (1, 10, 10, 2)  # its maps are fine

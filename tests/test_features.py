@@ -259,3 +259,12 @@ def test_models_the_helper_cannot_read_are_named(x):
     flat = keras.Sequential([keras.Input((12,)), layers.Dense(2)])
     with pytest.raises(ValueError, match=r"inputs of shape \(None, 12\).*\(N, height, width, channels\)"):
         vggbook.default_layers(flat)
+
+
+def test_a_wrong_size_names_the_fix(vgg16_small):
+    with pytest.raises(
+        ValueError, match=r"make 32×32 images, e\.g\. vggbook\.preprocess\(vggbook\.load_image\(path, size=32"
+    ):
+        vggbook.feature_maps(vgg16_small, np.zeros((1, 64, 64, 3), np.float32))
+    with pytest.raises(ValueError, match="it reads images of 3 channels"):
+        vggbook.feature_maps(vgg16_small, np.zeros((1, 32, 32, 1), np.float32))

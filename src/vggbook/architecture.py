@@ -267,11 +267,6 @@ def _window(layer: keras.layers.Layer, axis: int) -> tuple[int, int, int] | None
     if layer.padding == "valid":
         return kernel, stride, 0
     size_in, size_out = layer.input.shape[1 + axis], layer.output.shape[1 + axis]
-    if size_in is None or size_out is None:  # "same" padding depends on the map's size
-        raise ValueError(
-            f"layer {layer.name!r} pads 'same' on a map of unknown size, so its padding is unknown: build the "
-            "model for a fixed image size, e.g. keras.Input(shape=(224, 224, 3))"
-        )
     return kernel, stride, _same_padding(size_in, size_out, kernel, stride)
 
 
@@ -335,6 +330,11 @@ def layer_table(model: keras.Model) -> pd.DataFrame:
     reads ResNet50's.
     """
     ensure_built(model)
+    if None in tuple(model.inputs[0].shape[1:3]):
+        raise ValueError(
+            f"model {model.name!r} takes images of any size {tuple(model.inputs[0].shape[1:])}, so its maps have no "
+            "size to count: build it for one size, e.g. keras.Input(shape=(224, 224, 3)), to get its layer table"
+        )
     # id of a symbolic tensor → its field on both axes; the input (whose layer a Sequential does not list) is 1 pixel
     fields: dict[int, tuple[Field | None, Field | None]] = {id(model.inputs[0]): ((1, 1, 0), (1, 1, 0))}
     rows = []

@@ -93,8 +93,8 @@ def _input_tensors(layer: keras.layers.Layer) -> list:
     return list(x) if isinstance(x, list | tuple) else [x]
 
 
-def consumers(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
-    """{layer name: the model's layers that read its output}, from the model's graph (chapter "your_model")."""
+def _consumers(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
+    """{layer name: the model's layers that read its output}, from the model's graph."""
     found: dict[str, list[keras.layers.Layer]] = {layer.name: [] for layer in model.layers}
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -131,7 +131,7 @@ def default_layers(model: keras.Model) -> list[str]:
     batch-norm variant of VGG16, ResNet's conv → BN → ReLU), that activation's output. VGG16: 13 convolutions and
     5 pools; ResNet50: 53 convolutions and 1 pool. Chapter "block1"; chapter "your_model" for other models."""
     ensure_built(model)
-    read_by = consumers(model)
+    read_by = _consumers(model)
     names = []
     for layer in model.layers:
         if isinstance(layer, POOLS):
@@ -174,7 +174,16 @@ def _as_batch(model: keras.Model, x: np.ndarray) -> np.ndarray:
             f"expected a batch of numbers, got an array of dtype {x.dtype}; use vggbook.preprocess(image) to make one"
         )
     if any(e is not None and e != s for e, s in zip(expected, x.shape[1:], strict=True)):
-        raise ValueError(f"input of shape {x.shape} does not fit model {model.name!r}, which takes (N, {expected})")
+        height, width, channels = expected
+        if channels is not None and channels != x.shape[-1]:
+            fix = f"it reads images of {channels} channels"
+        elif height is not None and height == width:
+            fix = f"make {height}×{width} images, e.g. vggbook.preprocess(vggbook.load_image(path, size={height}))"
+        else:
+            fix = f"make images of {height}×{width} pixels"
+        raise ValueError(
+            f"input of shape {x.shape} does not fit model {model.name!r}, which takes (N, {expected}): {fix}"
+        )
     return x.astype(np.float32, copy=False)
 
 
