@@ -363,11 +363,16 @@ def test_a_field_the_table_cannot_give_is_empty_not_wrong():
     inputs = keras.Input((32, 48, 3))
     x = keras.layers.Conv2D(4, (1, 5), padding="same", name="wide")(inputs)  # rows and columns differ
     y = keras.layers.UpSampling2D(name="up")(keras.layers.Conv2D(4, 3, padding="same", name="square")(inputs))
-    model = keras.Model(inputs, [x, y])
+    five = keras.layers.Conv2D(4, 5, padding="same", name="five")(inputs)
+    square = keras.layers.Conv2D(4, 3, padding="same", name="square2")(inputs)
+    stacked = keras.layers.Concatenate(name="channels2")([five, square])
+    rows = keras.layers.Concatenate(axis=1, name="rows")([five, square])  # maps stacked in space
+    model = keras.Model(inputs, [x, y, stacked, rows])
     table = vggbook.layer_table(model)
     assert _field(table, "square") == (3, 1, 1)
-    assert table.loc["wide", "receptive_field"] is pd.NA
-    assert table.loc["up", "receptive_field"] is pd.NA
+    assert _field(table, "channels2") == (5, 1, 2)  # the union of a 5×5 and a 3×3 field on the same centre
+    for name in ("wide", "up", "rows"):
+        assert table.loc[name, "receptive_field"] is pd.NA, name
 
 
 @pytest.mark.parametrize("with_input", [True, False])

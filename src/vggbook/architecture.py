@@ -283,7 +283,8 @@ def _field(layer: keras.layers.Layer, fields: list[Field | None], axis: int) -> 
         (rf, jump, padding), (kernel, stride, pad) = fields[0], window
         return rf + (kernel - 1) * jump, jump * stride, padding + pad * jump
     pointwise = isinstance(layer, POINTWISE) or (isinstance(layer, keras.layers.Dense) and len(layer.output.shape) == 4)
-    if not pointwise or len(layer.output.shape) != 4:
+    axes = getattr(layer, "axis", -1)  # Concatenate, LayerNormalization, Softmax: along the channels only
+    if not pointwise or len(layer.output.shape) != 4 or not set(np.atleast_1d(axes)) <= {-1, 3}:
         return None
     if len({jump for _, jump, _ in fields}) != 1:  # maps of different strides: no single window per unit
         return None
