@@ -12,7 +12,7 @@ from vggbook import blocks, interpret, responses, training
 from vggbook.architecture import VGG_CONFIGS, block_layers, build_vgg, build_vgg16, layer_table, parse_conv
 from vggbook.blocks import *  # noqa: F403  (its __all__ lists what the block chapters share)
 from vggbook.explorer import UnitExplorer, unit_explorer
-from vggbook.features import default_layers, feature_maps
+from vggbook.features import default_layers, ensure_built, feature_maps
 from vggbook.images import (
     GALLERY,
     SAMPLES,
@@ -61,6 +61,7 @@ __all__ = [
     "deprocess",
     "describe_weights",
     "draw_box",
+    "ensure_built",
     "feature_maps",
     "imagenet_weights_path",
     "is_pretrained",

@@ -66,7 +66,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from vggbook.features import check_layer_names
+from vggbook.features import check_layer_names, ensure_built
 from vggbook.images import CAFFE_MEAN_BGR
 from vggbook.plotting import rank_channels
 
@@ -156,6 +156,7 @@ def _check_inputs(
     model: keras.Model, photo: np.ndarray, maps: Mapping[str, np.ndarray], table: pd.DataFrame, layers: Sequence[str]
 ) -> tuple[int, list[str]]:
     """The photo's size and the layers as a list, or a ValueError that names the problem."""
+    ensure_built(model)
     if isinstance(layers, str):
         layers = [layers]
     layers = list(layers)
@@ -210,7 +211,7 @@ def _computed_layer(model: keras.Model, layers: Sequence[str]) -> keras.layers.C
         and layer.padding == "same"
         and layer.use_bias
         and layer.activation is keras.activations.relu
-        and layer.input is model.input
+        and layer.input is model.inputs[0]
     )
     return layer if plain else None
 

@@ -56,9 +56,10 @@ def plot_feature_maps(
 ) -> Figure | SubFigure:
     """Every channel of one layer's map as ONE montage image, each channel scaled to its own
     min–max, optionally ranked by mean activation, with a colour bar and a title giving the
-    layer, shape and number of all-zero channels; drawn into `fig` (e.g. one of
-    `fig.subfigures(...)`) or a new figure `width` inches wide. Chapter "block1" and every block
-    chapter; chapter "training" (before and after training)."""
+    layer, shape and number of all-zero channels (for a map with negative values, of channels
+    never positive); drawn into `fig` (e.g. one of `fig.subfigures(...)`) or a new figure `width`
+    inches wide. Chapter "block1" and every block chapter; chapter "training" (before and after
+    training); chapter "your_model" on other models."""
     maps = _channels_last(fmap)
     order = rank_channels(maps) if rank else np.arange(maps.shape[-1])
     if max_channels is not None:
@@ -80,7 +81,9 @@ def plot_feature_maps(
     shape = "×".join(map(str, maps.shape))
     what = f"{len(order)} of {maps.shape[-1]}" if len(order) < maps.shape[-1] else f"all {len(order)}"
     ranked = ", strongest first" if rank else ""
-    ax.set_title(f"{layer} {shape}\n{what} channels{ranked}; {dead} all zero", fontsize=10)
+    # after a ReLU a channel that is never positive is all zero; before one (ResNet's raw convolutions) it need not be
+    silent = "all zero" if maps.min() >= 0 else "never positive"
+    ax.set_title(f"{layer} {shape}\n{what} channels{ranked}; {dead} {silent}", fontsize=10)
     # below the montage, so the tiles get the whole width
     fig.colorbar(shown, ax=ax, location="bottom", shrink=0.5, aspect=40, label="activation, scaled per channel")
     return fig
