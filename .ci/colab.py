@@ -110,6 +110,7 @@ def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 def ci(jobs: int, book: Path) -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # its lines in order with those of the commands it runs
     python, fallback = find_python()
     if fallback:
         print(f"WARNING: {fallback}", flush=True)
@@ -138,7 +139,7 @@ def ci(jobs: int, book: Path) -> int:
                 shutil.copy2(ROOT / name, source / name)
         run([*pip, "install", "-qq", "--no-deps", str(source)])
         helper = time.perf_counter() - start - packages
-        print(f"Install: {packages:.0f} s for Colab's packages, {helper:.0f} s for the helper", flush=True)
+        print(f"Install: {packages:.0f} s for the environment and Colab's packages, {helper:.0f} s for the helper")
         run([*pip, "check"])
 
         standins = tmp / "standin-weights"
