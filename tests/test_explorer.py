@@ -103,6 +103,13 @@ def test_photo_is_embedded_exactly(block1, photo):
     np.testing.assert_array_equal(decoded, photo)
 
 
+def test_a_photo_object_is_read_as_its_image(small, block1):
+    model, maps, table = small
+    cat = vggbook.photo("chelsea")
+    data = payload(unit_explorer(model, cat, maps, table, BLOCK1))
+    np.testing.assert_array_equal(unpack(data["photo"], 224 * 3, 3).reshape(224, 224, 3), cat.image)
+
+
 def test_maps_decode_within_half_a_quantisation_step(block1, small):
     _, maps, _ = small
     data = payload(block1)

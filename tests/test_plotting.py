@@ -318,3 +318,12 @@ def test_montage_title_of_a_map_with_negative_values():
     assert fig.axes[0].get_title().endswith("channels, strongest first; 2 never positive")
     relu = vggbook.plot_feature_maps(np.maximum(fmap, 0), "relu")
     assert relu.axes[0].get_title().endswith("channels, strongest first; 2 all zero")
+
+
+def test_figures_of_the_photo_take_a_photo_object_as_its_image():
+    cat = vggbook.photo("chelsea")
+    heat = np.linspace(0, 1, 49, dtype=np.float32).reshape(7, 7)
+    np.testing.assert_array_equal(vggbook.overlay_heatmap(cat, heat), vggbook.overlay_heatmap(cat.image, heat))
+    fmap = np.random.default_rng(0).random((1, 14, 14, 6), dtype=np.float32)
+    fig = vggbook.plot_strongest(cat, fmap, "x", k=2)
+    np.testing.assert_array_equal(fig.axes[0].get_images()[0].get_array(), cat.image)

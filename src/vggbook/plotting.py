@@ -105,7 +105,7 @@ def plot_strongest(
     rows = math.ceil((k + 1) / 3)
     fig = _figure(fig, (PAGE_WIDTH, 2.3 * rows))
     axes = fig.subplots(rows, 3, squeeze=False).ravel()
-    axes[0].imshow(image)
+    axes[0].imshow(np.asarray(image))  # an array, or a vggbook.Photo (its image)
     axes[0].set_title("input", fontsize=9)
     for ax, c in zip(axes[1:], top, strict=False):
         shown = ax.imshow(maps[:, :, c], cmap=cmap, interpolation="nearest")
@@ -169,6 +169,7 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
     with a Matplotlib colormap (chapters "classifier", "training", block chapters)."""
     import cv2
 
+    image = np.asarray(image)  # an array, or a vggbook.Photo (its image)
     heat = cv2.resize(np.asarray(heatmap, dtype=np.float32), image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
     coloured = matplotlib.colormaps[cmap](np.clip(heat, 0, 1))[..., :3] * 255
     return np.clip((1 - alpha) * image + alpha * coloured, 0, 255).astype(np.uint8)
