@@ -11,7 +11,7 @@ import pytest
 from keras import layers
 
 import vggbook
-from vggbook.blocks import Block
+from vggbook.blocks import Block, BlockKeeps
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +265,40 @@ def test_channel_examples_search_the_page_photo_first_then_the_gallery(small_blo
     assert list(found.silent.index) == ["upside-down coffee", *vggbook.GALLERY]  # not in the gallery: added
     with pytest.raises(ValueError, match="no map of layer"):
         vggbook.channel_examples(small_block, "fc1")
+
+
+def test_finest_kept_scale_is_where_every_coarser_band_is_kept():
+    scales = pd.Index([1, 2, 4, 8, 16, 32], name="scale (px)")
+    assert BlockKeeps.finest(pd.Series([0.9, 0.8, 0.7, 0.6, 0.55, 0.9], index=scales)) == 1
+    assert BlockKeeps.finest(pd.Series([0.9, 0.2, 0.7, 0.6, 0.55, 0.9], index=scales)) == 4  # 2 px breaks it
+    assert BlockKeeps.finest(pd.Series([0.1, 0.1, 0.1, 0.1, 0.1, 0.49], index=scales)) is None
+    assert BlockKeeps.finest(pd.Series([0.9, 0.9, 0.9, 0.9, 0.9, np.nan], index=scales)) is None  # a flat rest
+
+
+def test_what_it_keeps_rebuilds_the_photo_from_the_two_pools_once(small_block):
+    keeps = vggbook.what_it_keeps(small_block)
+    assert [r.layer for r in keeps.reconstructions] == ["block1_pool", "block2_pool"]
+    assert vggbook.what_it_keeps(small_block).reconstructions[1] is keeps.after  # made once per chapter
+    assert keeps.after.image.shape == small_block.photo.shape and np.array_equal(keeps.after.photo, small_block.photo)
+    assert ":name: tab-block2-keeps" in keeps.table._repr_markdown_()
+    text, (before, after) = keeps.summary.data, keeps.reconstructions
+    two = lambda value: f"{round(value, 2) + 0.0:.2f}"  # noqa: E731  (never "-0.00")
+    assert (
+        f"Rebuilt from `block2_pool`, the photo's finest band (1 px) correlates **{two(after.kept.iloc[0])}**" in text
+    )
+    assert f"against {two(before.kept.iloc[0])} and {two(before.kept.iloc[-1])} from `block1_pool`" in text
+    assert f"errors of {after.feature_error:.1%} and {before.feature_error:.1%}." in text
+    change = vggbook.compare_blocks(small_block)
+    assert change.keeps is not None and change.keeps.after is keeps.after
+    frame = change.frame
+    kept_row = [row for row in frame.index if row.startswith("photo rebuilt from the pool: kept from")]
+    assert len(kept_row) == 1
+    shown = [BlockKeeps.finest(r.kept) for r in keeps.reconstructions]
+    assert list(frame.loc[kept_row[0], ["block 1", "block 2"]]) == ["none" if s is None else f"{s}" for s in shown]
+    assert frame.loc["photo rebuilt from the pool: correlation, layout (coarsest band)", "block 2"] == (
+        f"{keeps.after.kept.iloc[-1]:.2f}"
+    )
+    kept_words = ("The photo rebuilt from block 2's pool keeps", "Neither block 1's pool nor block 2's keeps")
+    assert any(words in change.summary.data for words in kept_words)
+    first = vggbook.compare_blocks(_with_number(small_block, 1), rebuild=False)
+    assert first.keeps is None and not any(row.startswith("photo rebuilt") for row in first.frame.index)

@@ -97,7 +97,7 @@ def test_chapter_is_seeded_titled_and_has_exercises_with_solutions(path: Path) -
 
 # The methods of the block chapters, each explained once in block 1 under this label, and linked from
 # every other block chapter with {ref}`…` instead of explained again.
-METHODS = ("open", "compare", "montage", "explorer", "fields", "stats", "examples")
+METHODS = ("open", "compare", "montage", "explorer", "fields", "stats", "examples", "inversion")
 
 
 def _section_structure(path: Path, number: int) -> list[str]:
@@ -132,6 +132,9 @@ def test_block_chapters_2_to_5_share_one_template_and_block_1_explains_the_metho
         assert "(method-" not in markdown, f"{path.name} explains a method again: only block 1 labels them"
 
 
+SOLUTION_COLUMNS = 86
+
+
 @pytest.mark.parametrize("path", BLOCKS, ids=lambda p: p.name)
 def test_solutions_are_executed_cells(path: Path) -> None:
     # Each exercise's solution: one code cell after the exercise list, hidden behind a toggle on the site
@@ -150,6 +153,9 @@ def test_solutions_are_executed_cells(path: Path) -> None:
         assert prompts.get("code_prompt_show") == f"Solution {n}", f"{path.name}: solution {n}'s prompt"
         assert prompts.get("code_prompt_hide") == f"Hide solution {n}"
         assert "print(" in source(cell), f"{path.name}: solution {n} prints no answer"
+        # the toggle's frame takes a few pixels of the column: 88 columns scroll by 2 px there, 87 fit
+        wide = [line for line in source(cell).splitlines() if len(line) > SOLUTION_COLUMNS]
+        assert not wide, f"{path.name}: solution {n} has lines wider than {SOLUTION_COLUMNS} columns: {wide}"
     for cell in cells(path, "markdown"):
         assert "```python" not in source(cell) and "{dropdown}" not in source(cell), (
             f"{path.name}: code or a dropdown in Markdown: {source(cell)[:80]!r}"

@@ -29,6 +29,7 @@ from vggbook.features import feature_maps
 from vggbook.images import GALLERY, preprocess, sample_image
 from vggbook.images import photo as read_photo
 from vggbook.interpret import effective_receptive_field
+from vggbook.inversion import Reconstruction, invert, plot_reconstructions, reconstruction_table
 from vggbook.plotting import (
     PAGE_WIDTH,
     NumberedTable,
@@ -53,6 +54,7 @@ __all__ = [
     "maps_summary",
     "open_block",
     "unit_field",
+    "what_it_keeps",
 ]
 
 BLOCKS = range(1, 6)
@@ -536,6 +538,11 @@ def _change(label: str, before: BlockProfile, after: BlockProfile) -> str:
     return f"×{new / old:.2g}"
 
 
+def _two(value: float, sign: str = "") -> str:
+    """A correlation with two decimals, never "-0.00"; `sign="+"` for a difference."""
+    return f"{round(float(value), 2) + 0.0:{sign}.2f}"
+
+
 def _factor(ratio: float) -> str:
     """A ratio as words before a noun: "twice the", "the same", "a quarter of the", "6.7 times the"."""
     words = {1: "the same", 2: "twice the", 0.5: "half the", 4: "four times the", 0.25: "a quarter of the"}
@@ -551,19 +558,41 @@ class BlockComparison:
 
     before: BlockProfile
     after: BlockProfile
+    keeps: BlockKeeps | None = None  # the photo rebuilt from the two pools (block 1: from its pool)
+
+    def kept(self) -> tuple[pd.Series, pd.Series] | None:
+        """What the photo rebuilt from each block's pool keeps of it, per scale (the input: all of it)."""
+        if self.keeps is None:
+            return None
+        after = self.keeps.after.kept
+        before = self.keeps.before.kept if self.keeps.before is not None else pd.Series(1.0, index=after.index)
+        return before, after
 
     @property
     def frame(self) -> pd.DataFrame:
         b, a = self.before, self.after
-        frame = pd.DataFrame(
-            {
-                b.label: [show(b) for show in PROFILE_ROWS.values()],
-                a.label: [show(a) for show in PROFILE_ROWS.values()],
-                "change": [_change(label, b, a) for label in PROFILE_ROWS],
-            },
-            index=pd.Index(list(PROFILE_ROWS), name="on the photo"),
-        )
-        return frame
+        columns = {
+            b.label: [show(b) for show in PROFILE_ROWS.values()],
+            a.label: [show(a) for show in PROFILE_ROWS.values()],
+            "change": [_change(label, b, a) for label in PROFILE_ROWS],
+        }
+        rows = list(PROFILE_ROWS)
+        if (kept := self.kept()) is not None:
+            fine, rest = kept[1].index[0], kept[1].index[-1]
+            for label, scale in (
+                (f"photo rebuilt from the pool: correlation, finest detail ({fine} px band)", fine),
+                ("photo rebuilt from the pool: correlation, layout (coarsest band)", rest),
+            ):
+                rows.append(label)
+                columns[b.label].append(_two(kept[0][scale]))
+                columns[a.label].append(_two(kept[1][scale]))
+                columns["change"].append(_two(kept[1][scale] - kept[0][scale], "+"))
+            rows.append(f"photo rebuilt from the pool: kept from this scale up (correlation ≥ {KEPT}, px)")
+            shown = [BlockKeeps.finest(k) for k in kept]
+            columns[b.label].append("none" if shown[0] is None else f"{shown[0]}")
+            columns[a.label].append("none" if shown[1] is None else f"{shown[1]}")
+            columns["change"].append("–")
+        return pd.DataFrame(columns, index=pd.Index(rows, name="on the photo"))
 
     @property
     def table(self) -> NumberedTable:
@@ -580,7 +609,7 @@ class BlockComparison:
                 f"Block 1 turns the {b.side}×{b.side}×{b.channels} photo into {a.channels} maps of the same size "
                 f"and pools them to half the side; one position of its pool sees a **{a.field}×{a.field}** "
                 f"pixel window, of which **{a.effective}** pixels hold 90 % of the gradient. "
-                f"**{a.zeros:.0%}** of its output is zero."
+                f"**{a.zeros:.0%}** of its output is zero." + self._kept_sentence()
             )
         sentences = []
         channels = (
@@ -626,15 +655,31 @@ class BlockComparison:
         sentences.append(
             f"**{a.zeros:.0%}** of its output is zero: {more} than the {b.zeros:.0%} of block {b.number}'s."
         )
-        return Markdown(" ".join(sentences))
+        return Markdown(" ".join(sentences) + self._kept_sentence())
+
+    def _kept_sentence(self) -> str:
+        if (kept := self.kept()) is None:
+            return ""
+        before, after = (BlockKeeps.finest(k) for k in kept)
+        rule = f"(a band is kept where it correlates {KEPT} or more with the photo's)"
+        n, m = self.after.number, self.before.number
+        if m > 0 and before is None and after is None:
+            return f" Neither block {m}'s pool nor block {n}'s keeps a band of the photo rebuilt from it {rule}."
+        keeps = "no band" if after is None else f"every band from **{after} px** up"
+        text = f" The photo rebuilt from block {n}'s pool keeps {keeps}"
+        if m > 0:
+            text += f", from block {m}'s " + ("no band" if before is None else f"every band from {before} px up")
+        return text + f" {rule}."
 
 
-def compare_blocks(block: Block) -> BlockComparison:
+def compare_blocks(block: Block, *, rebuild: bool = True) -> BlockComparison:
     """The chapter's block beside the one before it (block 1: beside the photo it reads), each measured on
     the chapter's photo from its one forward pass and the layer table: map size, channels, receptive field
-    and its effective part, zeros, parameters, multiply-accumulates, time and activation memory
-    (block chapters; block 1 explains each row)."""
-    return BlockComparison(block_profile(block, block.number - 1), block_profile(block, block.number))
+    and its effective part, zeros, parameters, multiply-accumulates, time and activation memory; with
+    `rebuild`, also what the photo rebuilt from each pool keeps of it (`what_it_keeps`, made once per
+    chapter) (block chapters; block 1 explains each row)."""
+    keeps = what_it_keeps(block) if rebuild else None
+    return BlockComparison(block_profile(block, block.number - 1), block_profile(block, block.number), keeps)
 
 
 def _trend(values: list[float], plural: bool = False) -> str:
@@ -773,3 +818,71 @@ def compare_all(block: Block) -> AllBlocks:
     """The five blocks of the chapter's network side by side, each measured as `compare_blocks` measures
     one (chapter "block5")."""
     return AllBlocks([block_profile(block, number) for number in BLOCKS])
+
+
+# -- what the block keeps of the photo ------------------------------------------------------------------------
+
+KEPT = 0.5  # a band of the photo counts as kept where the reconstruction correlates with it at least this much
+
+
+@dataclass
+class BlockKeeps:
+    """`what_it_keeps`' result: the photo reconstructed from the block's pool and, beside it, from the pool of
+    the block before (block 1: its pool alone), with what each keeps of the photo at each scale."""
+
+    number: int
+    reconstructions: list[Reconstruction]  # the block before's (if any), then the block's
+
+    @property
+    def after(self) -> Reconstruction:
+        return self.reconstructions[-1]
+
+    @property
+    def before(self) -> Reconstruction | None:
+        return self.reconstructions[0] if len(self.reconstructions) > 1 else None
+
+    def plot(self) -> Figure:
+        return plot_reconstructions(self.reconstructions)
+
+    @property
+    def table(self) -> NumberedTable:
+        n = self.number
+        beside = "" if self.before is None else f", beside block {n - 1}'s"
+        return reconstruction_table(self.reconstructions, f"tab-block{n}-keeps", f"What block {n} keeps{beside}.")
+
+    @staticmethod
+    def finest(kept: pd.Series) -> int | None:
+        """The finest scale (px) from which on every band is kept (correlation ≥ KEPT), or None."""
+        found = None
+        for scale, value in kept[::-1].items():  # from the coarsest band down
+            if not value >= KEPT:
+                break
+            found = int(scale)
+        return found
+
+    @property
+    def summary(self) -> Markdown:
+        a, b = self.after, self.before
+        kept = a.kept
+        fine, rest = kept.index[0], kept.index[-1]
+        text = (
+            f"Rebuilt from `{a.layer}`, the photo's finest band ({fine} px) correlates **{_two(kept[fine])}** with "
+            f"the photo's and its layout (the coarsest band) **{_two(kept[rest])}**"
+        )
+        if b is None:
+            return Markdown(text + f"; the search left a relative feature error of {a.feature_error:.1%}.")
+        was = b.kept
+        return Markdown(
+            text + f", against {_two(was[fine])} and {_two(was[rest])} from `{b.layer}`; the search left relative "
+            f"feature errors of {a.feature_error:.1%} and {b.feature_error:.1%}."
+        )
+
+
+def what_it_keeps(block: Block) -> BlockKeeps:
+    """The photo reconstructed by feature inversion (Mahendran & Vedaldi 2015, `vggbook.invert`) from the
+    block's pool and from the pool of the block before, in one run, on the chapter's network and photo; made
+    once per chapter (block chapters; block 1 explains the method)."""
+    n = block.number
+    layers = [f"block{n}_pool"] if n == 1 else [f"block{n - 1}_pool", f"block{n}_pool"]
+    made = block._once(("keeps",), lambda: invert(block.model, block.photo, layers))
+    return BlockKeeps(n, list(made))
