@@ -51,7 +51,7 @@ def test_alpha_prior_of_known_images():
     h, w = 8, 10
     at_b = np.full((1, h, w, 3), PIXEL_RANGE, np.float32)
     checker = np.where((np.indices((h, w)).sum(0) % 2)[..., None], 0.5, -0.5) * PIXEL_RANGE
-    terms = inversion.priors(np.concatenate([at_b, np.broadcast_to(checker, (1, h, w, 3))]))
+    terms = vggbook.image_priors(np.concatenate([at_b, np.broadcast_to(checker, (1, h, w, 3))]))
     np.testing.assert_allclose(terms["alpha"], [3.0, 3 / 64], rtol=1e-6)
 
 
@@ -62,13 +62,13 @@ def test_tv_prior_of_known_images():
     edge = np.zeros((1, h, w, 3), np.float32)
     edge[:, :, w // 2 :] = TV_FRACTION * PIXEL_RANGE
     flat = np.full((1, h, w, 3), 37.0, np.float32)
-    terms = inversion.priors(np.concatenate([edge, flat]))
+    terms = vggbook.image_priors(np.concatenate([edge, flat]))
     np.testing.assert_allclose(terms["tv"], [3 * (h - 1) / (h * w), 0.0], rtol=1e-6, atol=1e-9)
 
 
 def test_priors_of_the_sample_photos_are_what_the_docstring_says():
     """The docstring's reasons for λα and λV rest on these ranges, for the sample photos at 224×224."""
-    terms = inversion.priors(np.concatenate([vggbook.preprocess(vggbook.sample_image(n)) for n in vggbook.SAMPLES]))
+    terms = vggbook.image_priors(np.concatenate([vggbook.preprocess(vggbook.sample_image(n)) for n in vggbook.SAMPLES]))
     assert terms["alpha"].max() * inversion.ALPHA_WEIGHT <= 5e-4
     assert 2.7 < terms["tv"].min() and terms["tv"].max() < 15.5
 
@@ -130,19 +130,23 @@ def test_deterministic_for_a_seed(narrow, photo, pool1):
     assert np.abs(other.image.astype(int) - pool1.image).mean() > 1.0
 
 
-def test_a_pair_follows_the_paths_of_two_single_runs(narrow, photo, pool1):
-    """What `invert` promises for several layers: the list in the order given, each image from the same start
-    as alone (equal first errors) and along the same path up to float rounding of batched convolutions, which
-    Adam's per-number step can amplify by a few grey levels, not more."""
-    pair = vggbook.invert(narrow, photo, ["block2_pool", "block1_pool"], steps=30)
+def test_a_pair_follows_the_paths_of_two_single_runs(narrow, photo):
+    """What `invert` promises for several layers: the list in the order given; each image from the same start as
+    alone, on its own layer (equal first errors: the two layers' differ by far more than rounding); then the
+    same path up to float rounding of batched convolutions, which Adam's per-number step amplifies to a few
+    grey levels here, and no more than that."""
+    pair = vggbook.invert(narrow, photo, ["block2_pool", "block1_pool"])
     assert [r.layer for r in pair] == ["block2_pool", "block1_pool"]
-    alone = vggbook.invert(narrow, photo, "block2_pool", steps=30)
-    for together, single in ((pair[0], alone), (pair[1], pool1)):
-        assert together.errors[0] == pytest.approx(single.errors[0], rel=1e-5)
-        assert together.feature_error == pytest.approx(single.feature_error, rel=0.1)
-        assert np.abs(together.image.astype(int) - single.image).mean() < 5.0
-        np.testing.assert_allclose(together.kept, single.kept, atol=0.05)
+    assert pair[0].steps == pair[1].steps == inversion.STEPS
     assert pair[0].seconds == pair[1].seconds  # made in one loop
+    bands = [1, 2, 4, 8, 16]  # (the 2×2 low-pass rest of a 64×64 image is too small to compare)
+    for together in pair:
+        alone = vggbook.invert(narrow, photo, together.layer)
+        assert together.errors[0] == pytest.approx(alone.errors[0], rel=1e-5)
+        assert together.feature_error == pytest.approx(alone.feature_error, rel=0.05)
+        assert np.abs(together.image.astype(int) - alone.image).mean() < 8.0
+        np.testing.assert_allclose(together.kept[bands], alone.kept[bands], atol=0.1)
+    assert abs(pair[0].errors[0] - pair[1].errors[0]) > 0.05
 
 
 def test_a_model_that_is_not_a_chain():
