@@ -391,7 +391,7 @@ def plot_reconstructions(reconstructions: Sequence[Reconstruction]) -> Figure:
     image_height = PAGE_WIDTH / columns + 0.45
     fig = plt.figure(figsize=(PAGE_WIDTH, image_height + 2.3), layout="constrained")
     grid = fig.add_gridspec(2, columns, height_ratios=[image_height, 2.3])
-    shown = [("photo", photo)] + [(f"{r.layer}\nerror {r.feature_error:.1%}", r.image) for r in recs]
+    shown = [("photo", photo)] + [(f"{r.layer}\nfeature error {r.feature_error:.1%}", r.image) for r in recs]
     for i, (title, image) in enumerate(shown):
         ax = fig.add_subplot(grid[0, i])
         ax.imshow(image)
@@ -409,7 +409,9 @@ def plot_reconstructions(reconstructions: Sequence[Reconstruction]) -> Figure:
     ax.set_ylabel("correlation\nwith the photo")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
-    fig.suptitle("The photo reconstructed from each layer, and what it keeps at each scale", fontsize=10)
+    steps = {r.steps for r in recs}
+    after = f" after {steps.pop()} steps" if len(steps) == 1 else ""
+    fig.suptitle(f"The photo reconstructed from each layer{after}, and what it keeps at each scale", fontsize=10)
     return fig
 
 
