@@ -40,12 +40,31 @@ def requirements() -> tuple[list[Requirement], dict[str, list[Requirement]]]:
     return [Requirement(r) for r in table.get("dependencies", [])], extras
 
 
+def optional_imports(tree: ast.AST) -> set[ast.AST]:
+    """The import statements inside a `try` whose handlers catch ImportError (or ModuleNotFoundError): the
+    helper works without those modules (Colab's own `google.colab`, for instance), so they need no declaration."""
+    guarded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try):
+            caught = set()
+            for handler in node.handlers:
+                kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+                caught |= {kind.id for kind in kinds if isinstance(kind, ast.Name)}
+            if caught & {"ImportError", "ModuleNotFoundError"}:
+                guarded |= {n for statement in node.body for n in ast.walk(statement)}
+    return guarded
+
+
 def third_party_imports(sources: dict[str, str]) -> dict[str, set[str]]:
     """{top-level module: the files importing it} for every absolute import in `sources` ({file name: code})
-    that is neither the standard library nor vggbook itself."""
+    that is neither the standard library nor vggbook itself, nor optional (`optional_imports`)."""
     found: dict[str, set[str]] = {}
     for name, code in sources.items():
-        for node in ast.walk(ast.parse(code, filename=name)):
+        tree = ast.parse(code, filename=name)
+        optional = optional_imports(tree)
+        for node in ast.walk(tree):
+            if node in optional:
+                continue
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -91,8 +110,14 @@ def test_every_third_party_import_of_the_helper_is_declared():
 
 
 def test_an_undeclared_import_is_named():
-    sources = {"a.py": "import numpy as np\nfrom yaml import safe_load\n", "b.py": "def f():\n    import cv2\n"}
+    sources = {
+        "a.py": "import numpy as np\nfrom yaml import safe_load\n",
+        "b.py": "def f():\n    import cv2\n",
+        "c.py": "try:\n    from google.colab import files\nexcept ImportError:\n    files = None\n",
+        "d.py": "try:\n    import torch\nexcept ValueError:\n    pass\n",
+    }
     imports = third_party_imports(sources)
+    assert imports.pop("torch") == {"d.py"}, "an import guarded by another exception is not optional"
     assert imports == {"numpy": {"a.py"}, "yaml": {"a.py"}, "cv2": {"b.py"}}
     distributions = {"numpy": ["numpy"], "yaml": ["PyYAML"], "cv2": ["opencv-python", "opencv-contrib-python"]}
     problems = undeclared(imports, {"numpy", "opencv-contrib-python"}, distributions)
