@@ -11,7 +11,7 @@ import pytest
 from keras import layers
 
 import vggbook
-from vggbook.blocks import Block, BlockKeeps
+from vggbook.blocks import KEPT_ROWS, Block, BlockKeeps
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +226,9 @@ def test_compare_blocks_measures_the_block_beside_the_one_before(small_block):
     summary = change.summary.data
     assert "half the side of block 1's" in summary and "twice the channels" in summary
     assert f"from {before.field} to **{after.field}** px" in summary and "{" not in summary
+    ratio = after.seconds / before.seconds
+    assert f"Against block 1 it has {vggbook.blocks._factor(after.params / before.params)} parameters" in summary
+    assert f"and takes {vggbook.blocks._factor(ratio)} time on this machine." in summary
     first = vggbook.compare_blocks(_with_number(small_block, 1))
     assert first.before.label == "input" and first.before.channels == 3 and first.after.number == 1
     assert "Block 1 beside the photograph" in first.table._repr_markdown_()
@@ -252,6 +255,43 @@ def test_compare_all_sets_the_five_blocks_side_by_side(small_block):
     assert "multiply-accumulates peak in blocks 3 and 4, tied" in summary
     assert "Parameters rise at every block" in summary and "activation memory falls at every block" in summary
     assert five.plot().get_figwidth() <= vggbook.PAGE_WIDTH
+    # the photo rebuilt from each of the five pools, in one run that block 5's own pair comes from
+    assert [r.layer for r in five.rebuilt] == [f"block{n}_pool" for n in range(1, 6)]
+    assert len({r.seconds for r in five.rebuilt}) == 1  # made together
+    fine, layout, finest = KEPT_ROWS
+    frame = five.frame
+    assert list(frame.loc[layout]) == [f"{round(r.kept.iloc[-1], 2) + 0.0:.2f}" for r in five.rebuilt]
+    shown = [BlockKeeps.finest(r.kept) for r in five.rebuilt]
+    assert list(frame.loc[finest.format(kept=vggbook.blocks.KEPT)]) == ["none" if s is None else f"{s}" for s in shown]
+    listed = ", ".join("none" if s is None else f"{s} px" for s in shown)
+    assert "keeps every band" in summary and f"(blocks 1–5: {listed})" in summary
+    assert five.plot_rebuilt().get_figwidth() <= vggbook.PAGE_WIDTH
+    block5 = _with_number(small_block, 5)
+    pair = vggbook.what_it_keeps(block5).reconstructions
+    assert pair == vggbook.compare_all(block5).rebuilt[3:]  # the same objects: one run for the page
+    assert vggbook.compare_all(block5, rebuild=False).rebuilt is None and KEPT_ROWS[0] not in (
+        vggbook.compare_all(block5, rebuild=False).frame.index
+    )
+
+
+def test_kept_sentence_of_the_five_blocks_follows_the_numbers():
+    from vggbook.blocks import AllBlocks
+
+    def rebuilt(finest_bands: list[int | None], layout: list[float]) -> list[SimpleNamespace]:
+        scales = pd.Index([1, 2, 4, 8, 16, 32])
+        made = []
+        for band, rest in zip(finest_bands, layout, strict=True):
+            values = [0.9 if band is not None and s >= band else 0.1 for s in scales[:-1]] + [rest]
+            made.append(SimpleNamespace(kept=pd.Series(values, index=scales)))
+        return made
+
+    text = AllBlocks([], rebuilt([1, 2, 4, 16, None], [0.95, 0.9, 0.8, 0.6, 0.4]))._kept_sentence()
+    assert "coarsens at every block (blocks 1–5: 1 px, 2 px, 4 px, 16 px, none)" in text
+    assert "from 0.95 to 0.40 in the layout; the layout's correlation falls at every block." in text
+    text = AllBlocks([], rebuilt([1, 1, 4, None, None], [0.95, 0.97, 0.8, 0.6, 0.4]))._kept_sentence()
+    assert "never gets finer from one block to the next" in text and text.endswith("in the layout.")
+    text = AllBlocks([], rebuilt([1, 8, 4, 16, 16], [0.6, 0.65, 0.7, 0.8, 0.9]))._kept_sentence()
+    assert "is coarsest after block 4" in text and "rises at every block" in text
 
 
 def test_channel_examples_search_the_page_photo_first_then_the_gallery(small_block):
@@ -291,13 +331,13 @@ def test_what_it_keeps_rebuilds_the_photo_from_the_two_pools_once(small_block):
     change = vggbook.compare_blocks(small_block)
     assert change.keeps is not None and change.keeps.after is keeps.after
     frame = change.frame
-    kept_row = [row for row in frame.index if row.startswith("photo rebuilt from the pool: kept from")]
-    assert len(kept_row) == 1
+    fine, layout, finest = KEPT_ROWS
+    finest = finest.format(kept=vggbook.blocks.KEPT)
     shown = [BlockKeeps.finest(r.kept) for r in keeps.reconstructions]
-    assert list(frame.loc[kept_row[0], ["block 1", "block 2"]]) == ["none" if s is None else f"{s}" for s in shown]
-    assert frame.loc["photo rebuilt from the pool: correlation, layout (coarsest band)", "block 2"] == (
-        f"{keeps.after.kept.iloc[-1]:.2f}"
-    )
+    assert list(frame.loc[finest, ["block 1", "block 2"]]) == ["none" if s is None else f"{s}" for s in shown]
+    assert frame.loc[layout, "block 2"] == two(keeps.after.kept.iloc[-1])
+    assert frame.loc[fine, "block 1"] == two(keeps.before.kept.iloc[0])
+    assert frame.loc[fine, "change"] == f"{round(after.kept.iloc[0] - before.kept.iloc[0], 2) + 0.0:+.2f}"
     kept_words = ("The photo rebuilt from block 2's pool keeps", "Neither block 1's pool nor block 2's keeps")
     assert any(words in change.summary.data for words in kept_words)
     first = vggbook.compare_blocks(_with_number(small_block, 1), rebuild=False)

@@ -543,6 +543,24 @@ def _two(value: float, sign: str = "") -> str:
     return f"{round(float(value), 2) + 0.0:{sign}.2f}"
 
 
+KEPT_ROWS = (
+    "photo rebuilt from its pool: correlation, finest detail (1 px band)",
+    "photo rebuilt from its pool: correlation, layout (coarsest band)",
+    "photo rebuilt from its pool: every band kept from (px; kept = correlation ≥ {kept})",
+)
+
+
+def _kept_rows(kept: list[pd.Series]) -> dict[str, list[str]]:
+    """The rows the side-by-side tables give the photo rebuilt from each pool: its correlation with the photo
+    in the finest band and in the coarsest (the layout), and the finest scale from which every band is kept."""
+    fine, rest, scale = KEPT_ROWS
+    return {
+        fine: [_two(k.iloc[0]) for k in kept],
+        rest: [_two(k.iloc[-1]) for k in kept],
+        scale.format(kept=KEPT): ["none" if (f := BlockKeeps.finest(k)) is None else f"{f}" for k in kept],
+    }
+
+
 def _factor(ratio: float) -> str:
     """A ratio as words before a noun: "twice the", "the same", "a quarter of the", "6.7 times the"."""
     words = {1: "the same", 2: "twice the", 0.5: "half the", 4: "four times the", 0.25: "a quarter of the"}
@@ -578,20 +596,15 @@ class BlockComparison:
         }
         rows = list(PROFILE_ROWS)
         if (kept := self.kept()) is not None:
-            fine, rest = kept[1].index[0], kept[1].index[-1]
-            for label, scale in (
-                (f"photo rebuilt from the pool: correlation, finest detail ({fine} px band)", fine),
-                ("photo rebuilt from the pool: correlation, layout (coarsest band)", rest),
+            for (label, (before, after)), change in zip(
+                _kept_rows(list(kept)).items(),
+                [_two(kept[1].iloc[i] - kept[0].iloc[i], "+") for i in (0, -1)] + ["–"],
+                strict=True,
             ):
                 rows.append(label)
-                columns[b.label].append(_two(kept[0][scale]))
-                columns[a.label].append(_two(kept[1][scale]))
-                columns["change"].append(_two(kept[1][scale] - kept[0][scale], "+"))
-            rows.append(f"photo rebuilt from the pool: kept from this scale up (correlation ≥ {KEPT}, px)")
-            shown = [BlockKeeps.finest(k) for k in kept]
-            columns[b.label].append("none" if shown[0] is None else f"{shown[0]}")
-            columns[a.label].append("none" if shown[1] is None else f"{shown[1]}")
-            columns["change"].append("–")
+                columns[b.label].append(before)
+                columns[a.label].append(after)
+                columns["change"].append(change)
         return pd.DataFrame(columns, index=pd.Index(rows, name="on the photo"))
 
     @property
@@ -646,10 +659,11 @@ class BlockComparison:
             "activation memory": a.memory / b.memory,
         }
         ordered = sorted(costs.items(), key=lambda item: -abs(math.log(item[1])))  # the largest change first
+        timed = b.seconds > 0 and not math.isnan(a.seconds)
         sentences.append(
-            f"It has {', '.join(f'{_factor(r)} {what}' for what, r in ordered[:-1])} and "
-            f"{_factor(ordered[-1][1])} {ordered[-1][0]} of block {b.number}"
-            + (f" and runs in {a.seconds / b.seconds:.2g} times its time." if b.seconds > 0 else ".")
+            f"Against block {b.number} it has {', '.join(f'{_factor(r)} {what}' for what, r in ordered[:-1])} "
+            f"and {_factor(ordered[-1][1])} {ordered[-1][0]}"
+            + (f", and takes {_factor(a.seconds / b.seconds)} time on this machine." if timed else ".")
         )
         more = "more" if a.zeros > b.zeros else "fewer" if a.zeros < b.zeros else "as many"
         sentences.append(
@@ -699,13 +713,25 @@ class AllBlocks:
     """`compare_all`'s result: the five blocks of the chapter's network, side by side."""
 
     profiles: list[BlockProfile]  # blocks 1–5
+    rebuilt: list[Reconstruction] | None = None  # the photo rebuilt from each block's pool, blocks 1–5
 
     @property
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {p.label: [show(p) for show in PROFILE_ROWS.values()] for p in self.profiles},
             index=pd.Index(list(PROFILE_ROWS), name="on the photo"),
         )
+        if self.rebuilt is not None:
+            rows = _kept_rows([r.kept for r in self.rebuilt])
+            kept = pd.DataFrame(rows, index=frame.columns).T
+            frame = pd.concat([frame, kept.rename_axis(frame.index.name)])
+        return frame
+
+    def plot_rebuilt(self) -> Figure:
+        """The photo and its reconstructions from the five pools, and what each keeps at each scale."""
+        if self.rebuilt is None:
+            raise ValueError("made without the reconstructions: use vggbook.compare_all(block, rebuild=True)")
+        return plot_reconstructions(self.rebuilt)
 
     def table(self, name: str = "tab-block5-all") -> NumberedTable:
         return numbered_table(
@@ -811,13 +837,44 @@ class AllBlocks:
             else (f"not one with the most multiply-accumulates (blocks {' and '.join(map(str, costliest))})")
         )
         sentences.append(f"On this machine block {slowest} takes longest ({seconds.max() * 1000:.0f} ms): {follows}.")
+        if self.rebuilt is not None:
+            sentences.append(self._kept_sentence())
         return Markdown(" ".join(sentences))
 
+    def _kept_sentence(self) -> str:
+        """What the photo rebuilt from each pool keeps, and how that goes over the blocks."""
+        kept = [r.kept for r in self.rebuilt]
+        finest = [BlockKeeps.finest(k) for k in kept]
+        shown = ", ".join("none" if f is None else f"{f} px" for f in finest)
+        scales = [2**30 if f is None else f for f in finest]  # none kept: coarser than any scale
+        steps = np.diff(scales)
+        if np.all(steps > 0):
+            trend = "coarsens at every block"
+        elif np.all(steps >= 0):
+            trend = "never gets finer from one block to the next"
+        else:
+            trend = f"is coarsest after block {int(np.argmax(scales)) + 1}"
+        layout = [k.iloc[-1] for k in kept]
+        detail = [k.iloc[0] for k in kept]
+        layout_trend = _trend(layout)
+        return (
+            f"The finest scale from which the photo rebuilt from a block's pool keeps every band {trend} "
+            f"(blocks 1–5: {shown}). Its correlation with the photo goes from {_two(detail[0])} after block 1 to "
+            f"{_two(detail[-1])} after block 5 in the finest detail, and from {_two(layout[0])} to "
+            f"{_two(layout[-1])} in the layout"
+            + (f"; the layout's correlation {layout_trend}." if layout_trend else ".")
+        )
 
-def compare_all(block: Block) -> AllBlocks:
+
+def compare_all(block: Block, *, rebuild: bool = True) -> AllBlocks:
     """The five blocks of the chapter's network side by side, each measured as `compare_blocks` measures
-    one (chapter "block5")."""
-    return AllBlocks([block_profile(block, number) for number in BLOCKS])
+    one; with `rebuild`, also what the photo rebuilt from each pool keeps of it, the five made in one
+    `invert` call that block 5's `what_it_keeps` shares (chapter "block5")."""
+    rebuilt = None
+    if rebuild:
+        made = _rebuilt(block, every=True)
+        rebuilt = [made[f"block{n}_pool"] for n in BLOCKS]
+    return AllBlocks([block_profile(block, number) for number in BLOCKS], rebuilt)
 
 
 # -- what the block keeps of the photo ------------------------------------------------------------------------
@@ -878,11 +935,23 @@ class BlockKeeps:
         )
 
 
+def _rebuilt(block: Block, every: bool = False) -> dict[str, Reconstruction]:
+    """The photo reconstructed from the pools the chapter shows, in ONE `invert` call, made once per chapter:
+    block 1's pool in block 1; block n−1's and block n's in blocks 2–4; all five in block 5, which ends with
+    the five blocks side by side. The images do not interact, so block 4's in block 5 is the one block 5's
+    pair would give (`invert`)."""
+    n = block.number
+    numbers = list(BLOCKS) if every or n == BLOCKS[-1] else [n] if n == 1 else [n - 1, n]
+    layers = [f"block{m}_pool" for m in numbers]
+    made = block._once(("keeps", *layers), lambda: invert(block.model, block.photo, layers))
+    return {r.layer: r for r in made}
+
+
 def what_it_keeps(block: Block) -> BlockKeeps:
     """The photo reconstructed by feature inversion (Mahendran & Vedaldi 2015, `vggbook.invert`) from the
     block's pool and from the pool of the block before, in one run, on the chapter's network and photo; made
     once per chapter (block chapters; block 1 explains the method)."""
     n = block.number
+    rebuilt = _rebuilt(block)
     layers = [f"block{n}_pool"] if n == 1 else [f"block{n - 1}_pool", f"block{n}_pool"]
-    made = block._once(("keeps",), lambda: invert(block.model, block.photo, layers))
-    return BlockKeeps(n, list(made))
+    return BlockKeeps(n, [rebuilt[layer] for layer in layers])
