@@ -313,9 +313,9 @@ def invert(
     matched); each prior divided by what it is worth on an image whose pixels are about B (α term) and whose
     neighbours differ by about aB (TV term), so that the weights λ are comparable across images and sizes.
     Ours: B = 128 (a caffe-preprocessed pixel lies within about ±128 of zero); a = 0.1 (aB = 12.8 grey levels, the
-    order of the RMS neighbouring difference of the sample photos, 9–21 grey levels); λα = 1e-3 (a guard against
-    pixels far outside the range, not a look: on the sample photos the weighted α term is at most 0.0005);
-    λV = 1e-2 (a photo's TV term, 2.8–15.4 with these constants, then adds 0.03–0.15: enough to keep noise out
+    order of the RMS neighbouring difference of the sample photos, 12–24 grey levels); λα = 1e-3 (a guard against
+    pixels far outside the range, not a look: on the sample photos the weighted α term is at most 0.0006);
+    λV = 1e-2 (a photo's TV term, 5.3–21.6 with these constants, then adds 0.05–0.22: enough to keep noise out
     of what the layer does not constrain, small beside a feature error that starts near 1).
 
     The optimiser is ours (the paper used gradient descent with momentum for hundreds of steps): Adam on the
