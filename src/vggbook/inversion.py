@@ -326,13 +326,13 @@ def invert(
     last step evaluated, with its error. Deterministic for a seed.
 
     Why STEPS = 15 at every depth (measured on VGG16 and the cat photo, seeded random weights and He-scaled
-    stand-ins for ImageNet's): the book's budget, the five block chapters' inversions together well under a
-    minute on two cores, allows about 15 steps for block 5's pair, the dearest. At 15 steps blocks 1–3's
-    reconstructions correlate 0.81–0.98 with the photo at 8–32 px (0.95–1.00 at 30 steps); blocks 4–5's have not
-    settled (at 32 px 0.11–0.78, against 0.64–0.93 at 30 steps), and at no depth has the error stopped falling
-    (by 13–34 % over the last quarter of 15–30 steps): `Reconstruction.late_drop` reports it. The same steps at
-    every depth make the two images of a chapter's pair equally worked, and block n−1's image in chapter n
-    the one chapter n−1 shows.
+    stand-ins for ImageNet's, benchmarks/inversion_speed.py): the book's budget, a block chapter under 45 s on
+    two cores, allows about 15 steps for block 5's pair, the dearest. At 15 steps blocks 1–3's reconstructions
+    correlate 0.77–0.98 with the photo at 8–32 px (0.92–1.00 at 30 steps); blocks 4–5's have not settled (at
+    32 px 0.31–0.77, against 0.58–0.90 at 30 steps), and at no depth has the error stopped falling (by 15–42 %
+    over the last quarter of 15–30 steps): `Reconstruction.late_drop` reports it. The same steps at every depth
+    make the two images of a chapter's pair equally worked, and block n−1's image in chapter n the one chapter
+    n−1 shows.
 
     `photo`: RGB uint8 of the model's input shape. `layers`: one name → one `Reconstruction`; several → a list,
     in the order given, made in ONE loop: image i is a batch row that stops at its own layer (for a chain like
