@@ -4,8 +4,11 @@ and ImageNet's class names for reading the classifier's output (chapter "classif
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import keras
@@ -408,3 +411,81 @@ def top_k_classes(
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     name = (lambda i: names[i]) if names is not None else (lambda i: f"class {i}")
     return [[(int(i), name(i), float(row[i])) for i in top] for row, top in zip(probabilities, order, strict=True)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The cascading randomisation test (Adebayo et al. 2018), chapter "classifier": re-draw a trained network's
+# weights layer by layer from the top and watch whether an explanation changes. The weights are re-drawn in
+# place and put back afterwards from a copy on disk, a slab of rows at a time (fc1's kernel alone is 411 MB):
+# rows are read with a gather and written with a scatter, which touch only those rows (a sliced `assign`
+# copies the whole variable first), and the copy goes through plain file reads and writes, not a memory map,
+# whose pages would count as the process's memory.
+
+SLAB_BYTES = 16 * 2**20  # at most this much of a weight array is drawn, saved or restored at a time
+
+__all__ += ["reinitialise", "weights_kept"]  # the list at the top of the module, extended
+
+
+def _slabs(shape: Sequence[int]) -> Iterator[tf.Tensor]:
+    """Row indices along the first axis of a float32 array of `shape`, each slab at most SLAB_BYTES."""
+    row = 4 * int(np.prod(shape[1:], dtype=np.int64))
+    step = max(1, SLAB_BYTES // max(row, 1))
+    for start in range(0, shape[0], step):
+        yield tf.range(start, min(start + step, shape[0]))
+
+
+def _write_rows(variable: keras.Variable, rows: tf.Tensor, values: np.ndarray) -> None:
+    variable.value.scatter_update(tf.IndexedSlices(tf.constant(values, dtype=variable.dtype), rows))
+
+
+def _glorot_limit(shape: Sequence[int]) -> float:
+    """The bound of Keras' `glorot_uniform` for a kernel of `shape`: sqrt(6 / (fan_in + fan_out))."""
+    receptive = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    return float(np.sqrt(6.0 / (fan_in + fan_out)))
+
+
+def reinitialise(layer: keras.layers.Layer, seed: int) -> None:
+    """Draw `layer`'s weights anew, in place, as Keras starts a Conv2D or Dense layer: the kernel
+    from Glorot's uniform distribution (seeded: `seed`), the bias zero. A slab of rows at a time,
+    so that even fc1's 102.8 M weights need only 16 MB beyond themselves. Chapter "classifier"
+    (the cascading randomisation test of Adebayo et al. 2018)."""
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None:
+        raise ValueError(
+            f"layer {layer.name!r} ({type(layer).__name__}) has no kernel to re-draw; choose a Conv2D or Dense layer"
+        )
+    shape = tuple(kernel.shape)
+    limit = _glorot_limit(shape)
+    rng = np.random.default_rng(seed)
+    for rows in _slabs(shape):
+        uniform = rng.random((len(rows), *shape[1:]), dtype=np.float32)  # in [0, 1)
+        _write_rows(kernel, rows, (2 * uniform - 1) * np.float32(limit))
+    bias = getattr(layer, "bias", None)
+    if bias is not None:
+        bias.assign(np.zeros(bias.shape, dtype=np.float32))
+
+
+@contextlib.contextmanager
+def weights_kept(model: keras.Model, layers: Sequence[str]) -> Iterator[None]:
+    """Keep the weights of `layers` safe while the `with` block changes them: on entry each weight
+    is copied to a temporary file, on exit (also after an error) it is copied back and the files
+    removed, a slab at a time, so that memory grows by 16 MB and not by the weights' size (fc1:
+    411 MB). Chapter "classifier" (the cascading randomisation test)."""
+    names = check_layer_names(model, list(layers))
+    weights = [w for name in names for w in model.get_layer(name).weights]
+    with tempfile.TemporaryDirectory(prefix="vggbook-weights-") as folder:
+        files = [Path(folder) / f"{k}.float32" for k in range(len(weights))]
+        for weight, file in zip(weights, files, strict=True):
+            with file.open("wb") as out:
+                for rows in _slabs(weight.shape):
+                    out.write(tf.gather(weight.value, rows).numpy().tobytes())
+        try:
+            yield
+        finally:
+            for weight, file in zip(weights, files, strict=True):
+                with file.open("rb") as saved:
+                    for rows in _slabs(weight.shape):
+                        count = len(rows) * int(np.prod(weight.shape[1:], dtype=np.int64))
+                        values = np.fromfile(saved, dtype=np.float32, count=count)
+                        _write_rows(weight, rows, values.reshape(len(rows), *weight.shape[1:]))
