@@ -26,12 +26,16 @@ _KERAS_HOME: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Point Keras at a fresh, empty home and switch vggbook's downloads off for the session."""
+    """Point Keras at a fresh, empty home, switch vggbook's downloads off and the default photo back to the
+    cat for the session."""
     home = tempfile.mkdtemp(prefix="vggbook-keras-home-")
     _KERAS_HOME.append(home)
     for key, value in (("KERAS_HOME", home), ("VGGBOOK_OFFLINE", "1")):
         _SAVED_ENV[key] = os.environ.get(key)
         os.environ[key] = value
+    # the chapters' default photo is the cat, whatever the developer's shell says; tests that run chapters
+    # on another photo set VGGBOOK_PHOTO for their own kernels
+    _SAVED_ENV["VGGBOOK_PHOTO"] = os.environ.pop("VGGBOOK_PHOTO", None)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import generic_models
 import keras
 import numpy as np
 import pandas as pd
@@ -264,3 +265,153 @@ def test_dropout_after_fc1_and_fc2_adds_no_weights():
     np.testing.assert_allclose(dropped(x, training=False), plain(x, training=False), rtol=1e-6)
     with pytest.raises(ValueError, match=r"dropout must be a rate in \[0, 1\)"):
         vggbook.build_vgg16(dropout=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Any Keras image model: graphs with merges, ResNet50, Sequential models (chapter "your_model")
+
+# Araujo, Norris & Sim (2019), "Computing receptive fields of convolutional neural networks", Distill; their
+# library's table (google-research/receptive_field, RECEPTIVE_FIELD_TABLE.md) for TF-Slim's resnet_v1_50:
+# (receptive field, effective stride, effective padding) of each block's output at 224 and 321 pixels.
+PUBLISHED_SLIM_RESNET_V1_50 = {
+    224: {"block1": (35, 8, 15), "block2": (99, 16, 47), "block3": (291, 32, 143), "block4": (483, 32, 239)},
+    321: {"block1": (35, 8, 17), "block2": (99, 16, 49), "block3": (291, 32, 145), "block4": (483, 32, 241)},
+}
+
+
+def _field(table: pd.DataFrame, name: str) -> tuple[int, int, int]:
+    return tuple(int(v) for v in table.loc[name, ["receptive_field", "stride", "padding"]])
+
+
+@pytest.mark.parametrize("size", [224, 321])
+def test_receptive_fields_of_slim_resnet_v1_50_are_the_published_ones(size):
+    # The published network's layout (tests/generic_models.py): 'same' padding there depends on the map's size,
+    # which is why the table gives 239 at 224 px and 241 at 321 px.
+    table = vggbook.layer_table(generic_models.slim_resnet_v1_50(size))
+    assert {b: _field(table, b) for b in PUBLISHED_SLIM_RESNET_V1_50[size]} == PUBLISHED_SLIM_RESNET_V1_50[size]
+
+
+@pytest.fixture(scope="module")
+def resnet50_table():
+    return vggbook.layer_table(generic_models.resnet50())
+
+
+def test_resnet50_parameters_macs_and_last_field(resnet50_table):
+    table = resnet50_table
+    assert table.params.sum() == generic_models.resnet50().count_params() == 25_636_712  # Keras' published count
+    # He et al. (2016), Table 1: 3.8 × 10⁹ FLOPs for ResNet-50, counted as multiply-adds (their section 3.3), to the
+    # two digits printed. (torchvision's 4.09 GFLOPS is for its "v1.5", whose stride sits in the 3×3 convolution.)
+    assert 3.8e9 <= table.macs.sum() < 3.9e9
+    assert table.loc["conv1_conv", "macs"] == 112 * 112 * 7 * 7 * 3 * 64
+    assert table.loc["conv3_block1_1_conv", "macs"] == 28 * 28 * 256 * 128  # the stride-2 1×1: output positions
+    # The last convolution and the block output sees 483 px with an effective stride of 32, as Araujo et al.
+    # publish for ResNet-50. Keras' ResNet50 pads 1 px before its 3×3/2 pool (ZeroPadding2D) where TF-Slim's
+    # 'same' pool pads 0 on the even 112-px map: 2 px more (1 px × stride 2) than the published 239 at 224 px,
+    # and the same as the published 241 at 321 px, where TF-Slim's pool pads 1 px too.
+    for name in ("conv5_block3_3_conv", "conv5_block3_out"):
+        assert _field(table, name) == (483, 32, PUBLISHED_SLIM_RESNET_V1_50[321]["block4"][2])
+    assert _field(table, "pool1_pool") == (11, 4, 3 + 1 * 2)  # conv1: 3 px before; pool1_pad: 1 px at stride 2
+    assert table.loc["predictions", "receptive_field"] is pd.NA  # after global pooling, no window
+
+
+def test_resnet50_add_sees_the_union_of_its_two_paths(resnet50_table):
+    table = resnet50_table
+    # conv2_block1: the 1×1 shortcut reads pool1 (11 px); the main path adds a 3×3 at stride 4 (19 px). Both are
+    # centred on the same pixel, so the union is the larger field.
+    assert _field(table, "conv2_block1_0_bn") == (11, 4, 5)
+    assert _field(table, "conv2_block1_3_bn") == (19, 4, 9)
+    assert _field(table, "conv2_block1_add") == _field(table, "conv2_block1_out") == (19, 4, 9)
+    # conv3_block1: both paths start with a 1×1 convolution of stride 2 (Keras' ResNet50 is v1, not v1.5)
+    assert _field(table, "conv3_block1_0_conv") == (35, 8, 17)
+    assert _field(table, "conv3_block1_add") == (35 + 2 * 8, 8, 17 + 8)
+
+
+def test_resnet50_fields_are_what_a_line_of_pixels_reaches():
+    """The fields measured on ResNet50 itself (tests/generic_models.py: averaging kernels, a line of ones): at the
+    two ends of one field of each stage's output, and one row beyond each."""
+    expected = {
+        "conv2_block3_out": (35, 4, 17),
+        "conv3_block4_out": (99, 8, 49),
+        "conv4_block6_out": (291, 16, 145),
+        "conv5_block3_out": (483, 32, 241),
+    }
+    lines = set()
+    for rf, stride, pad in expected.values():
+        first = -(-(pad + 1) // stride) * stride - pad  # the first field that starts inside the image, past row 0
+        lines |= {first - 1, first, first + rf - 1, first + rf}
+    model = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(512, 32, 3))
+    table = vggbook.layer_table(model)
+    assert {name: _field(table, name) for name in expected} == expected  # the same at 512 × 32 px as at 224
+    assert (
+        generic_models.field_problems(generic_models.make_positive(model), table, list(expected), sorted(lines)) == []
+    )
+
+
+def test_fields_of_a_small_residual_network_are_measured_ones():
+    model = generic_models.make_positive(generic_models.small_residual())
+    table = vggbook.layer_table(model)
+    spatial = [name for name in table.index if len(table.loc[name, "output_shape"]) == 3]
+    assert len(spatial) == 21
+    assert generic_models.field_problems(model, table, spatial, list(range(model.input_shape[1]))) == []
+    # "same" padding as TensorFlow pads it: a 3×3/2 convolution on the even 22-px map pads 0 px before (1 after);
+    # a 3×3/2 average pool on the odd 11-px map pads 1 px before and after
+    assert _field(table, "down_conv")[2] == _field(table, "b_out")[2]
+    assert _field(table, "down_pool")[2] == _field(table, "down_conv")[2] + 1 * _field(table, "down_conv")[1]
+
+
+def test_a_field_the_table_cannot_give_is_empty_not_wrong():
+    inputs = keras.Input((32, 48, 3))
+    x = keras.layers.Conv2D(4, (1, 5), padding="same", name="wide")(inputs)  # rows and columns differ
+    y = keras.layers.UpSampling2D(name="up")(keras.layers.Conv2D(4, 3, padding="same", name="square")(inputs))
+    five = keras.layers.Conv2D(4, 5, padding="same", name="five")(inputs)
+    square = keras.layers.Conv2D(4, 3, padding="same", name="square2")(inputs)
+    stacked = keras.layers.Concatenate(name="channels2")([five, square])
+    rows = keras.layers.Concatenate(axis=1, name="rows")([five, square])  # maps stacked in space
+    model = keras.Model(inputs, [x, y, stacked, rows])
+    table = vggbook.layer_table(model)
+    assert _field(table, "square") == (3, 1, 1)
+    assert _field(table, "channels2") == (5, 1, 2)  # the union of a 5×5 and a 3×3 field on the same centre
+    for name in ("wide", "up", "rows"):
+        assert table.loc[name, "receptive_field"] is pd.NA, name
+
+
+@pytest.mark.parametrize("with_input", [True, False])
+def test_layer_table_of_a_sequential_model(with_input):
+    stack = [
+        keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+        keras.layers.MaxPooling2D(name="p1"),
+        keras.layers.Conv2D(8, 3, padding="same", name="c2"),
+        keras.layers.Flatten(name="flat"),
+        keras.layers.Dense(3, name="out"),
+    ]
+    model = keras.Sequential([keras.Input((16, 16, 3)), *stack] if with_input else stack)
+    if not with_input:
+        with pytest.raises(ValueError, match=r"has not been built yet.*keras\.Input\(shape=.*model\.build"):
+            vggbook.layer_table(model)
+        model.build((None, 16, 16, 3))
+    table = vggbook.layer_table(model)
+    assert list(table.index) == ["c1", "p1", "c2", "flat", "out"]
+    assert [_field(table, n) for n in ("c1", "p1", "c2")] == [(3, 1, 0), (4, 2, 0), (8, 2, 2)]
+    assert table.loc["c2", "macs"] == 7 * 7 * 3 * 3 * 4 * 8
+    assert table.loc["out", "macs"] == 7 * 7 * 8 * 3
+    assert table.params.sum() == model.count_params()
+
+
+def test_macs_of_depthwise_and_separable_convolutions():
+    inputs = keras.Input((10, 10, 6))
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="depthwise")(inputs)
+    x = keras.layers.SeparableConv2D(5, 3, name="separable")(x)
+    x = keras.layers.Conv2D(4, 1, groups=1, name="pointwise")(x)
+    table = vggbook.layer_table(keras.Model(inputs, x))
+    assert table.loc["depthwise", "macs"] == 10 * 10 * 3 * 3 * 6 * 2
+    assert table.loc["separable", "macs"] == 8 * 8 * (3 * 3 * 12 + 12 * 5)
+    assert _field(table, "separable") == (5, 1, 1)
+
+
+def test_layer_table_of_a_model_for_any_image_size_says_what_it_needs():
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3, strides=2, padding="same")(inputs))
+    with pytest.raises(ValueError, match=r"takes images of any size.*keras\.Input\(shape=\(224, 224, 3\)\)"):
+        vggbook.layer_table(model)
+    x = np.zeros((1, 20, 20, 3), np.float32)
+    assert vggbook.feature_maps(model, x)[model.layers[-1].name].shape == (1, 10, 10, 2)  # its maps are fine

@@ -14,7 +14,10 @@ import zlib
 from fnmatch import fnmatch
 from pathlib import Path
 
+import generic_models
+import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 import vggbook
@@ -98,6 +101,13 @@ def test_photo_is_embedded_exactly(block1, photo):
     assert data["image_size"] == 224
     decoded = unpack(data["photo"], 224 * 3, 3).reshape(224, 224, 3)
     np.testing.assert_array_equal(decoded, photo)
+
+
+def test_a_photo_object_is_read_as_its_image(small, block1):
+    model, maps, table = small
+    cat = vggbook.photo("chelsea")
+    data = payload(unit_explorer(model, cat, maps, table, BLOCK1))
+    np.testing.assert_array_equal(unpack(data["photo"], 224 * 3, 3).reshape(224, 224, 3), cat.image)
 
 
 def test_maps_decode_within_half_a_quantisation_step(block1, small):
@@ -252,3 +262,62 @@ def test_script_and_style_are_package_data():
     for name in ("explorer.js", "explorer.css"):
         assert (ROOT / "src" / "vggbook" / name).is_file()
         assert any(fnmatch(name, p) for p in patterns), f"pyproject.toml's package-data does not ship {name}"
+
+
+# ---- any Keras image model (chapter "your_model")
+
+RESIDUAL_BLOCK = [
+    "conv2_block1_1_relu",
+    "conv2_block1_2_relu",
+    "conv2_block1_3_conv",
+    "conv2_block1_0_conv",
+    "conv2_block1_add",
+    "conv2_block1_out",
+]
+
+
+def test_explorer_across_a_residual_block_of_resnet50(photo):
+    model, maps = generic_models.resnet50(), generic_models.resnet50_maps()
+    table = vggbook.layer_table(model)
+    maps = maps | vggbook.feature_maps(model, vggbook.preprocess(photo), RESIDUAL_BLOCK)
+    explorer = unit_explorer(model, photo, maps, table, RESIDUAL_BLOCK, min_channels=4)
+    assert explorer.nbytes <= MAX_BYTES
+    data = payload(explorer)
+    assert [layer["name"] for layer in data["layers"]] == RESIDUAL_BLOCK and data["computation"] is None
+    for layer in data["layers"]:
+        name = layer["name"]
+        assert (layer["height"], layer["width"], layer["total_channels"]) == maps[name].shape[1:]
+        for row, col in ((0, 0), (55, 55), (27, 13), (3, 50)):
+            assert box_from_page_numbers(layer, row, col, 224) == vggbook.receptive_field_box(
+                table, name, row, col, 224
+            )
+    # The add's box holds both paths' boxes: the main path's (three convolutions, one 3×3) and the shortcut's
+    # (one 1×1 convolution of pool1's map), computed here from each path's own layers.
+    fields = {layer["name"]: layer for layer in data["layers"]}
+    pool = table.loc["pool1_pool"]
+    shortcut = (int(pool.receptive_field), int(pool.stride), int(pool.padding))
+    main = (shortcut[0] + 2 * shortcut[1], shortcut[1], shortcut[2] + shortcut[1])  # + one 3×3 "same" at stride 4
+    for name, (rf, stride, pad) in {"conv2_block1_0_conv": shortcut, "conv2_block1_3_conv": main}.items():
+        assert (fields[name]["receptive_field"], fields[name]["stride"], fields[name]["padding"]) == (rf, stride, pad)
+    for row, col in ((0, 0), (30, 41), (55, 55)):
+        add = box_from_page_numbers(fields["conv2_block1_add"], row, col, 224)
+        for path in ("conv2_block1_0_conv", "conv2_block1_3_conv"):
+            inner = box_from_page_numbers(fields[path], row, col, 224)
+            assert add[:2] <= inner[:2] and add[2:] >= inner[2:], (row, col, path)
+        assert add == box_from_page_numbers(fields["conv2_block1_out"], row, col, 224)
+
+
+def test_explorer_of_a_sequential_model(photo):
+    stack = [
+        keras.layers.Conv2D(6, 5, strides=2, activation="relu", name="c1"),
+        keras.layers.MaxPooling2D(3, name="p1"),
+    ]
+    with pytest.raises(ValueError, match="has not been built yet"):
+        unit_explorer(keras.Sequential(stack), photo, {}, pd.DataFrame(), ["c1"])
+    model = keras.Sequential(stack)
+    maps = vggbook.feature_maps(model, vggbook.preprocess(photo))  # builds the model for the photo's size
+    table = vggbook.layer_table(model)
+    data = payload(unit_explorer(model, photo, maps, table, ["c1", "p1"]))
+    fields = [(layer["receptive_field"], layer["stride"], layer["padding"]) for layer in data["layers"]]
+    assert fields == [(5, 2, 0), (5 + 2 * 2, 6, 0)]
+    assert [layer["height"] for layer in data["layers"]] == [(224 - 5) // 2 + 1, ((224 - 5) // 2 + 1 - 3) // 3 + 1]

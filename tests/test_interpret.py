@@ -10,6 +10,7 @@ import hashlib
 import json
 import socket
 
+import generic_models
 import keras
 import numpy as np
 import pytest
@@ -390,3 +391,84 @@ def test_class_names_checks_the_md5_and_the_format(tmp_path, monkeypatch) -> Non
 def test_top_k_bad_input(probabilities, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         vggbook.top_k_classes(probabilities, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Any Keras classifier (chapter "your_model")
+
+
+def test_grad_cam_defaults_to_the_last_convolution(vgg, tiny) -> None:
+    assert interpret.last_convolution(vgg) == "block5_conv3"
+    assert interpret.last_convolution(tiny) == "conv2"
+    x = photo(32)
+    np.testing.assert_array_equal(vggbook.grad_cam(vgg, x), vggbook.grad_cam(vgg, x, layer="block5_conv3"))
+    np.testing.assert_array_equal(vggbook.grad_cam(tiny, photo(16), 1), vggbook.grad_cam(tiny, photo(16), 1, "conv2"))
+    dense_only = keras.Sequential([keras.Input((8, 8, 3)), layers.Flatten(), layers.Dense(2, activation="softmax")])
+    with pytest.raises(ValueError, match="has no convolution: pass layer="):
+        vggbook.grad_cam(dense_only, np.zeros((1, 8, 8, 3)))
+
+
+@pytest.fixture(scope="module")
+def residual() -> keras.Model:
+    keras.utils.set_random_seed(2)
+    return generic_models.small_residual(classes=4)
+
+
+def test_grad_cam_of_a_residual_network_agrees_with_tf_keras_vis(residual) -> None:
+    x = photo(176)
+    structured = 0
+    # convolutions, which is where tf-keras-vis looks (it seeks the last Conv layer at or before the one named)
+    for layer in ("b_1_conv", "down_conv"):
+        for cls in range(4):
+            cam = vggbook.grad_cam(residual, x, class_index=cls, layer=layer)
+            np.testing.assert_allclose(cam, reference_cam(residual, x, layer, cls), atol=1e-5)
+            structured += cam.max() == 1 and cam.std() > 0.1
+    assert structured > 4, "too few maps with structure: the comparison would be trivial"
+
+
+def test_grad_cam_of_an_unbuilt_sequential_builds_it() -> None:
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            layers.Conv2D(6, 3, activation="relu", name="c1"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(8, 3, name="c2"),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(3),
+        ]  # fmt: skip
+    )
+    x = photo(24)
+    cam = vggbook.grad_cam(model, x, class_index=2)  # scores without softmax: the Dense layer's own output
+    assert cam.shape == (9, 9) and model.input_shape == (None, 24, 24, 3)
+    erf = vggbook.effective_receptive_field(keras.Sequential([layers.Conv2D(2, 5, name="c")]), x, "c")
+    assert erf.shape == (24, 24)
+
+
+@pytest.fixture(scope="module")
+def resnet50():
+    return generic_models.resnet50(), vggbook.preprocess(vggbook.sample_image("chelsea"))
+
+
+def test_grad_cam_of_resnet50(resnet50) -> None:
+    model, x = resnet50
+    assert interpret.last_convolution(model) == "conv5_block3_3_conv"  # the default layer
+    cam = vggbook.grad_cam(model, x)
+    assert cam.shape == (7, 7) and 0 <= cam.min() and cam.max() <= 1
+    # the last convolution reaches the scores through the Add, beside the shortcut: several classes at once need a
+    # layer through which everything passes, such as the block's output
+    with pytest.raises(ValueError, match="depend on the input only through 'conv5_block3_3_conv'"):
+        vggbook.grad_cam(model, x, class_index=[[0, 1]])
+    both = vggbook.grad_cam(model, x, class_index=[[3, 7]], layer="conv5_block3_out")
+    np.testing.assert_allclose(both[0, 0], vggbook.grad_cam(model, x, 3, "conv5_block3_out"), atol=1e-5)
+    assert not np.allclose(both[0, 0], both[0, 1])
+
+
+def test_effective_receptive_field_of_resnet50_stays_in_the_layer_tables_box(resnet50) -> None:
+    model, x = resnet50
+    table = vggbook.layer_table(model)
+    for layer, row, col in (("conv2_block1_add", 20, 30), ("conv3_block4_out", 14, 14), ("conv3_block4_out", 0, 27)):
+        erf = vggbook.effective_receptive_field(model, x, layer, row, col)
+        x0, y0, x1, y1 = vggbook.receptive_field_box(table, layer, row, col, 224)
+        inside = np.zeros_like(erf, dtype=bool)
+        inside[y0 : y1 + 1, x0 : x1 + 1] = True
+        assert erf[inside].max() > 0 and not erf[~inside].any(), layer

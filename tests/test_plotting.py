@@ -306,3 +306,24 @@ def test_numbered_table_shows_counts_as_integers_and_gaps_as_dashes():
     lines = vggbook.numbered_table(frame, "tab-x", "x")._repr_markdown_().splitlines()
     assert lines[-3] == "| head | 123,642,856 | 0.5 |" and lines[-2] == "| pool | 0 | – |"
     assert vggbook.plotting.amount(12544.0) == "12,544" and vggbook.plotting.amount(1849.688) == "1,849.7"
+
+
+def test_montage_title_of_a_map_with_negative_values():
+    # A convolution without its ReLU (ResNet's last convolution of a block, chapter "your_model") has negative
+    # values: a channel that is never positive is not "all zero" there.
+    fmap = np.random.default_rng(0).normal(size=(6, 6, 5)).astype(np.float32)
+    fmap[..., 1] = -np.abs(fmap[..., 1]) - 0.1
+    fmap[..., 3] = -np.abs(fmap[..., 3]) - 0.1
+    fig = vggbook.plot_feature_maps(fmap, "raw")
+    assert fig.axes[0].get_title().endswith("channels, strongest first; 2 never positive")
+    relu = vggbook.plot_feature_maps(np.maximum(fmap, 0), "relu")
+    assert relu.axes[0].get_title().endswith("channels, strongest first; 2 all zero")
+
+
+def test_figures_of_the_photo_take_a_photo_object_as_its_image():
+    cat = vggbook.photo("chelsea")
+    heat = np.linspace(0, 1, 49, dtype=np.float32).reshape(7, 7)
+    np.testing.assert_array_equal(vggbook.overlay_heatmap(cat, heat), vggbook.overlay_heatmap(cat.image, heat))
+    fmap = np.random.default_rng(0).random((1, 14, 14, 6), dtype=np.float32)
+    fig = vggbook.plot_strongest(cat, fmap, "x", k=2)
+    np.testing.assert_array_equal(fig.axes[0].get_images()[0].get_array(), cat.image)

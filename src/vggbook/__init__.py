@@ -12,8 +12,19 @@ from vggbook import blocks, interpret, responses, training
 from vggbook.architecture import VGG_CONFIGS, block_layers, build_vgg, build_vgg16, layer_table, parse_conv
 from vggbook.blocks import *  # noqa: F403  (its __all__ lists what the block chapters share)
 from vggbook.explorer import UnitExplorer, unit_explorer
-from vggbook.features import default_layers, feature_maps
-from vggbook.images import GALLERY, SAMPLES, deprocess, load_image, preprocess, resize_and_crop, sample_image
+from vggbook.features import default_layers, ensure_built, feature_maps
+from vggbook.images import (
+    GALLERY,
+    SAMPLES,
+    Photo,
+    PhotoError,
+    deprocess,
+    load_image,
+    photo,
+    preprocess,
+    resize_and_crop,
+    sample_image,
+)
 from vggbook.interpret import *  # noqa: F403  (its __all__ lists the interpretation tools)
 from vggbook.plotting import (
     PAGE_WIDTH,
@@ -39,6 +50,8 @@ __all__ = [
     "VGG_CONFIGS",
     "GALLERY",
     "SAMPLES",
+    "Photo",
+    "PhotoError",
     "UnitExplorer",
     "WeightsError",
     "block_layers",
@@ -48,6 +61,7 @@ __all__ = [
     "deprocess",
     "describe_weights",
     "draw_box",
+    "ensure_built",
     "feature_maps",
     "imagenet_weights_path",
     "is_pretrained",
@@ -58,6 +72,7 @@ __all__ = [
     "numbered_table",
     "overlay_heatmap",
     "parse_conv",
+    "photo",
     "plot_architecture",
     "plot_feature_maps",
     "plot_filters",

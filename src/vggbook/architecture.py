@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from vggbook.features import _input_tensors, ensure_built
 from vggbook.weights import apply_weights
 
 # Simonyan & Zisserman (2015), Table 1, in the paper's own notation: "conv3-64" is a 3x3
@@ -203,55 +204,162 @@ def block_layers(model: keras.Model, block: int) -> list[keras.layers.Layer]:
     return found
 
 
-def _spatial(layer: keras.layers.Layer) -> tuple[int, int, int] | None:
-    """Kernel, stride and left padding along one axis, or None for a layer with no window."""
-    if isinstance(layer, keras.layers.Conv2D):
-        k, s = layer.kernel_size[0], layer.strides[0]
+# Layers that act on each position alone (or merge maps position by position): a unit's field is its input's,
+# or the union of its inputs' fields.
+POINTWISE = (
+    keras.layers.InputLayer,
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.Activation,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.PReLU,
+    keras.layers.ELU,
+    keras.layers.Softmax,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout2D,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+    keras.layers.ActivityRegularization,
+    keras.layers.Rescaling,
+    keras.layers.Normalization,
+    keras.layers.Identity,
+    keras.layers.Add,
+    keras.layers.Subtract,
+    keras.layers.Multiply,
+    keras.layers.Average,
+    keras.layers.Maximum,
+    keras.layers.Minimum,
+    keras.layers.Concatenate,
+)
+# Layers after which a unit no longer has a window in the input (it reads every position).
+FLAT = (
+    keras.layers.Flatten,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.Reshape,
+)
+
+Field = tuple[int, int, int]  # receptive field, effective stride, effective padding along one axis (pixels)
+
+
+def _same_padding(size_in: int, size_out: int, kernel: int, stride: int) -> int:
+    """The rows (or columns) TensorFlow's "same" padding adds BEFORE the input: half the total, rounded down. For
+    stride 1 that is (kernel - 1) // 2; for stride 2 on an even map it is (kernel - 2) // 2 (a 3×3/2 pool: 0)."""
+    total = max((size_out - 1) * stride + kernel - size_in, 0)
+    return total // 2
+
+
+def _window(layer: keras.layers.Layer, axis: int) -> tuple[int, int, int] | None:
+    """Kernel (dilated), stride and padding before the input along `axis` (0 rows, 1 columns) of a layer that
+    slides a window, or None for a layer that does not."""
+    if isinstance(layer, keras.layers.ZeroPadding2D):
+        return 1, 1, layer.padding[axis][0]
+    if isinstance(layer, keras.layers.Cropping2D):
+        return 1, 1, -layer.cropping[axis][0]
+    if isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D | keras.layers.SeparableConv2D):
+        kernel, stride = layer.kernel_size[axis], layer.strides[axis]
+        kernel = layer.dilation_rate[axis] * (kernel - 1) + 1
     elif isinstance(layer, keras.layers.MaxPooling2D | keras.layers.AveragePooling2D):
-        k, s = layer.pool_size[0], layer.strides[0]
+        kernel, stride = layer.pool_size[axis], layer.strides[axis]
     else:
         return None
-    # Keras "same" pads (k - 1) // 2 on the left for stride 1; "valid" pads nothing.
-    pad = (k - 1) // 2 if layer.padding == "same" else 0
-    return k, s, pad
+    if layer.padding == "valid":
+        return kernel, stride, 0
+    size_in, size_out = layer.input.shape[1 + axis], layer.output.shape[1 + axis]
+    return kernel, stride, _same_padding(size_in, size_out, kernel, stride)
+
+
+def _field(layer: keras.layers.Layer, fields: list[Field | None], axis: int) -> Field | None:
+    """The receptive field, effective stride and padding (Araujo et al. 2019) of `layer`'s output along `axis`,
+    from those of its inputs; None where a unit has no window in the input (after Flatten or a dense layer)
+    or the layer is one whose window the helper does not know."""
+    if isinstance(layer, keras.layers.InputLayer):
+        return 1, 1, 0
+    if any(f is None for f in fields):
+        return None
+    window = _window(layer, axis)
+    if window is not None:
+        (rf, jump, padding), (kernel, stride, pad) = fields[0], window
+        return rf + (kernel - 1) * jump, jump * stride, padding + pad * jump
+    pointwise = isinstance(layer, POINTWISE) or (isinstance(layer, keras.layers.Dense) and len(layer.output.shape) == 4)
+    axes = getattr(layer, "axis", -1)  # Concatenate, LayerNormalization, Softmax: along the channels only
+    if not pointwise or len(layer.output.shape) != 4 or not set(np.atleast_1d(axes)) <= {-1, 3}:
+        return None
+    if len({jump for _, jump, _ in fields}) != 1:  # maps of different strides: no single window per unit
+        return None
+    # A merge (Add, Concatenate, …): unit u of input i sees pixels u·jump − p_i … u·jump − p_i + r_i − 1, so the
+    # union starts at the largest padding and ends at the largest r_i − p_i (one interval: the paths overlap).
+    jump = fields[0][1]
+    padding = max(p for _, _, p in fields)
+    end = max(rf - p for rf, _, p in fields)
+    return end + padding, jump, padding
+
+
+def _macs(layer: keras.layers.Layer) -> int:
+    """Multiply-accumulates of one image through `layer`: convolutions and dense layers; 0 for the rest."""
+    shape = tuple(layer.output.shape)
+    positions = int(np.prod(shape[1:3])) if len(shape) == 4 else 1
+    if isinstance(layer, keras.layers.Conv2D):
+        k_h, k_w = layer.kernel_size
+        return positions * k_h * k_w * (layer.input.shape[-1] // layer.groups) * layer.filters
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        k_h, k_w = layer.kernel_size
+        return positions * k_h * k_w * layer.input.shape[-1] * layer.depth_multiplier
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        k_h, k_w = layer.kernel_size
+        depthwise = layer.input.shape[-1] * layer.depth_multiplier
+        return positions * (k_h * k_w * depthwise + depthwise * layer.filters)
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        k_h, k_w = layer.kernel_size
+        return int(np.prod(layer.input.shape[1:3])) * k_h * k_w * layer.input.shape[-1] * layer.filters
+    if isinstance(layer, keras.layers.Dense):
+        return int(np.prod(layer.input.shape[1:])) * layer.units
+    return 0
 
 
 def layer_table(model: keras.Model) -> pd.DataFrame:
     """One row per layer: output shape, parameters, multiply-accumulates, receptive field,
     effective stride and padding (Araujo et al. 2019), float32 activation memory.
 
-    Chapter "architecture" derives every column; the block chapters read their rows.
+    Works for any built Keras image model, chains and graphs alike: a layer that merges maps (ResNet's Add)
+    sees the union of its inputs' fields; "same" padding is TensorFlow's (for stride 2 on an even map it pads
+    less before than after). The three field columns are empty where a unit has no window in the input (after
+    Flatten, a dense layer or global pooling), where rows and columns disagree (non-square kernels or maps), and
+    for layers whose window the helper does not know (upsampling, transposed convolutions, custom layers).
+    Chapter "architecture" derives every column; the block chapters read their rows; chapter "your_model"
+    reads ResNet50's.
     """
+    ensure_built(model)
+    if None in tuple(model.inputs[0].shape[1:3]):
+        raise ValueError(
+            f"model {model.name!r} takes images of any size {tuple(model.inputs[0].shape[1:])}, so its maps have no "
+            "size to count: build it for one size, e.g. keras.Input(shape=(224, 224, 3)), to get its layer table"
+        )
+    # id of a symbolic tensor → its field on both axes; the input (whose layer a Sequential does not list) is 1 pixel
+    fields: dict[int, tuple[Field | None, Field | None]] = {id(model.inputs[0]): ((1, 1, 0), (1, 1, 0))}
     rows = []
-    rf, jump, padding = 1, 1, 0  # receptive field, effective stride, effective padding
-    spatial_ok = True
     for layer in model.layers:
-        shape = tuple(layer.output.shape)
-        window = _spatial(layer)
-        if window is not None:
-            k, s, pad = window
-            rf += (k - 1) * jump
-            padding += pad * jump
-            jump *= s
-        elif isinstance(layer, keras.layers.Flatten | keras.layers.Dense):
-            spatial_ok = False
-        macs = 0
-        if isinstance(layer, keras.layers.Conv2D):
-            k_h, k_w = layer.kernel_size
-            c_in = layer.input.shape[-1]
-            macs = int(np.prod(shape[1:3])) * k_h * k_w * c_in * layer.filters
-        elif isinstance(layer, keras.layers.Dense):
-            macs = int(layer.input.shape[-1]) * layer.units
+        if isinstance(layer, keras.layers.InputLayer):
+            inputs = []
+        else:
+            inputs = [fields.get(id(t), (None, None)) for t in _input_tensors(layer)]
+        both = tuple(_field(layer, [f[axis] for f in inputs], axis) for axis in (0, 1))
+        outputs = layer.output if isinstance(layer.output, list | tuple) else [layer.output]
+        for tensor in outputs:
+            fields[id(tensor)] = both
+        field = both[0] if both[0] == both[1] else None
+        shape = tuple(outputs[0].shape)
         rows.append(
             {
                 "layer": layer.name,
                 "type": type(layer).__name__,
                 "output_shape": shape[1:],
                 "params": layer.count_params(),
-                "macs": macs,
-                "receptive_field": rf if spatial_ok else None,
-                "stride": jump if spatial_ok else None,
-                "padding": padding if spatial_ok else None,
+                "macs": _macs(layer),
+                "receptive_field": None if field is None else field[0],
+                "stride": None if field is None else field[1],
+                "padding": None if field is None else field[2],
                 "activation_bytes": 4 * int(np.prod(shape[1:])),
             }
         )

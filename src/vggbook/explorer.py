@@ -66,8 +66,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from vggbook.features import check_layer_names
-from vggbook.images import CAFFE_MEAN_BGR
+from vggbook.features import check_layer_names, ensure_built
+from vggbook.images import CAFFE_MEAN_BGR, Photo
 from vggbook.plotting import rank_channels
 
 # What the page must stay under, all of the explorer included (the issue allows 3 MB per page).
@@ -156,6 +156,7 @@ def _check_inputs(
     model: keras.Model, photo: np.ndarray, maps: Mapping[str, np.ndarray], table: pd.DataFrame, layers: Sequence[str]
 ) -> tuple[int, list[str]]:
     """The photo's size and the layers as a list, or a ValueError that names the problem."""
+    ensure_built(model)
     if isinstance(layers, str):
         layers = [layers]
     layers = list(layers)
@@ -173,7 +174,7 @@ def _check_inputs(
         kind = f"{photo.dtype} array of shape {photo.shape}" if isinstance(photo, np.ndarray) else type(photo).__name__
         raise ValueError(
             f"photo must be the RGB uint8 image of shape ({size}, {size}, 3) the model reads, got a {kind}; "
-            "use vggbook.sample_image or vggbook.load_image"
+            "use vggbook.photo(…) (its .image) or vggbook.load_image"
         )
     missing = [name for name in layers if name not in maps]
     if missing:
@@ -210,7 +211,7 @@ def _computed_layer(model: keras.Model, layers: Sequence[str]) -> keras.layers.C
         and layer.padding == "same"
         and layer.use_bias
         and layer.activation is keras.activations.relu
-        and layer.input is model.input
+        and layer.input is model.inputs[0]
     )
     return layer if plain else None
 
@@ -302,7 +303,7 @@ def _fragment(uid: str, payload: str) -> str:
 
 def unit_explorer(
     model: keras.Model,
-    photo: np.ndarray,
+    photo: np.ndarray | Photo,
     maps: Mapping[str, np.ndarray],
     table: pd.DataFrame,
     layers: Sequence[str],
@@ -315,6 +316,8 @@ def unit_explorer(
     is computed). `maps` = `vggbook.feature_maps(model, vggbook.preprocess(photo))`, `table` =
     `vggbook.layer_table(model)`. Each layer embeds its strongest channels: at least `min_channels`, then
     as many as keep the whole HTML within `max_bytes`. Every block chapter."""
+    if isinstance(photo, Photo):
+        photo = photo.image
     size, layers = _check_inputs(model, photo, maps, table, layers)
     if min_channels < 1:
         raise ValueError(f"min_channels must be at least 1, got {min_channels}")

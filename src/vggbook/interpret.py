@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vggbook.features import _as_batch, _cached, check_layer_names
+from vggbook.features import CONVOLUTIONS, _as_batch, _cached, check_layer_names, ensure_built
 from vggbook.images import CAFFE_MEAN_BGR, deprocess
 from vggbook.weights import WeightsError, cached_file
 
@@ -25,6 +25,7 @@ __all__ = [
     "effective_receptive_field",
     "grad_cam",
     "imagenet_class_names",
+    "last_convolution",
     "top_k_classes",
 ]
 
@@ -41,11 +42,22 @@ def _spatial_output(model: keras.Model, layer: str) -> keras.KerasTensor:
     (layer,) = check_layer_names(model, [layer])
     output = model.get_layer(layer).output
     if len(output.shape) != 4:
+        convs = [lyr.name for lyr in model.layers if isinstance(lyr, CONVOLUTIONS)]
+        example = f" such as {convs[-1]!r}" if convs else ""
         raise ValueError(
             f"layer {layer!r} has no spatial output (shape {tuple(output.shape)}); "
-            "choose a convolution or pooling layer such as 'block5_conv3'"
+            f"choose a convolution or pooling layer{example}"
         )
     return output
+
+
+def last_convolution(model: keras.Model) -> str:
+    """The name of the model's last convolution (VGG16: `block5_conv3`; ResNet50: `conv5_block3_3_conv`), or a
+    ValueError for a model without one: `grad_cam`'s default layer (chapter "your_model")."""
+    convs = [layer.name for layer in model.layers if isinstance(layer, CONVOLUTIONS)]
+    if not convs:
+        raise ValueError(f"model {model.name!r} has no convolution: pass layer= naming the spatial layer to explain")
+    return convs[-1]
 
 
 def effective_receptive_field(
@@ -53,7 +65,9 @@ def effective_receptive_field(
 ) -> np.ndarray:
     """|∂ unit / ∂ input| summed over colour channels, shape (H, W): how much each input pixel
     moves the sum over channels of unit (row, col) of `layer` (default: the centre unit).
-    Luo et al. (2016); the block chapters draw it beside the theoretical receptive field."""
+    Luo et al. (2016); the block chapters draw it beside the theoretical receptive field, chapter
+    "your_model" on ResNet50."""
+    ensure_built(model, x)
     output = _spatial_output(model, layer)
     h, w = output.shape[1:3]
     row = h // 2 if row is None else row
@@ -133,7 +147,7 @@ def grad_cam(
     model: keras.Model,
     x: np.ndarray,
     class_index: int | Sequence[int] | np.ndarray | None = None,
-    layer: str = "block5_conv3",
+    layer: str | None = None,
 ) -> np.ndarray:
     """Grad-CAM (Selvaraju et al. 2017): where in `layer`'s map the evidence for a class lies.
 
@@ -150,8 +164,12 @@ def grad_cam(
     int, or one int per image: returns (h, w) at the layer's resolution for one image, (N, h, w)
     for several. An (N, K) array asks for K classes per image and returns (N, K, h, w): the
     network runs once up to `layer`, and only the part after it once per class. A map with no
-    positive evidence is all zeros. Chapters "classifier", "training".
+    positive evidence is all zeros. `layer` defaults to the model's last convolution (`last_convolution`:
+    VGG16's `block5_conv3`). Any Keras classifier whose last layer is a Dense layer (with or without its
+    softmax) or a softmax works. Chapters "classifier", "training", "your_model".
     """
+    ensure_built(model, x)
+    layer = last_convolution(model) if layer is None else layer
     fmap = _spatial_output(model, layer)
     pre, logits_of = _class_scores(model)
     x = _as_batch(model, x)

@@ -56,9 +56,10 @@ def plot_feature_maps(
 ) -> Figure | SubFigure:
     """Every channel of one layer's map as ONE montage image, each channel scaled to its own
     min–max, optionally ranked by mean activation, with a colour bar and a title giving the
-    layer, shape and number of all-zero channels; drawn into `fig` (e.g. one of
-    `fig.subfigures(...)`) or a new figure `width` inches wide. Chapter "block1" and every block
-    chapter; chapter "training" (before and after training)."""
+    layer, shape and number of all-zero channels (for a map with negative values, of channels
+    never positive); drawn into `fig` (e.g. one of `fig.subfigures(...)`) or a new figure `width`
+    inches wide. Chapter "block1" and every block chapter; chapter "training" (before and after
+    training); chapter "your_model" on other models."""
     maps = _channels_last(fmap)
     order = rank_channels(maps) if rank else np.arange(maps.shape[-1])
     if max_channels is not None:
@@ -80,7 +81,9 @@ def plot_feature_maps(
     shape = "×".join(map(str, maps.shape))
     what = f"{len(order)} of {maps.shape[-1]}" if len(order) < maps.shape[-1] else f"all {len(order)}"
     ranked = ", strongest first" if rank else ""
-    ax.set_title(f"{layer} {shape}\n{what} channels{ranked}; {dead} all zero", fontsize=10)
+    # after a ReLU a channel that is never positive is all zero; before one (ResNet's raw convolutions) it need not be
+    silent = "all zero" if maps.min() >= 0 else "never positive"
+    ax.set_title(f"{layer} {shape}\n{what} channels{ranked}; {dead} {silent}", fontsize=10)
     # below the montage, so the tiles get the whole width
     fig.colorbar(shown, ax=ax, location="bottom", shrink=0.5, aspect=40, label="activation, scaled per channel")
     return fig
@@ -102,7 +105,7 @@ def plot_strongest(
     rows = math.ceil((k + 1) / 3)
     fig = _figure(fig, (PAGE_WIDTH, 2.3 * rows))
     axes = fig.subplots(rows, 3, squeeze=False).ravel()
-    axes[0].imshow(image)
+    axes[0].imshow(np.asarray(image))  # an array, or a vggbook.Photo (its image)
     axes[0].set_title("input", fontsize=9)
     for ax, c in zip(axes[1:], top, strict=False):
         shown = ax.imshow(maps[:, :, c], cmap=cmap, interpolation="nearest")
@@ -166,6 +169,7 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
     with a Matplotlib colormap (chapters "classifier", "training", block chapters)."""
     import cv2
 
+    image = np.asarray(image)  # an array, or a vggbook.Photo (its image)
     heat = cv2.resize(np.asarray(heatmap, dtype=np.float32), image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
     coloured = matplotlib.colormaps[cmap](np.clip(heat, 0, 1))[..., :3] * 255
     return np.clip((1 - alpha) * image + alpha * coloured, 0, 255).astype(np.uint8)

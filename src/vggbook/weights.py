@@ -10,18 +10,15 @@ prints `describe_weights(model)`.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
-import socket
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import h5py
 import keras
+
+from vggbook import downloads
+from vggbook.downloads import CHUNK
 
 BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications"
 # The files `keras.applications.VGG16/VGG19(weights="imagenet")` use, with Keras' own md5 hashes.
@@ -40,9 +37,6 @@ PUBLISHED_PARAMS = {
 }
 OFFLINE_ENV = "VGGBOOK_OFFLINE"  # set to 1 to make "auto" never touch the network
 WEIGHTS_DIR_ENV = "VGGBOOK_WEIGHTS_DIR"  # a folder of Keras-named files the user vouches for: read first, not hashed
-PROBE_TIMEOUT = 3.0  # seconds; an offline machine answers at once, a firewalled one within this
-DOWNLOAD_TIMEOUT = 60.0  # seconds without a byte before a download is given up
-CHUNK = 1 << 20  # bytes read, hashed and written at a time
 SLAB_ROWS = 1024  # rows of a weight read from a legacy file and assigned at a time (fc1: 16 MB of 411 MB)
 
 
@@ -75,66 +69,24 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _size(n: int) -> str:
-    """Bytes in words, decimal units as download pages use: '58.9 MB', '35.4 kB', '12 bytes'."""
-    if n >= 10**6:
-        return f"{n / 10**6:.1f} MB"
-    return f"{n / 10**3:.1f} kB" if n >= 10**3 else f"{n} bytes"
-
-
 def _probe(url: str, name: str) -> None:
     """Fail fast offline: connect to the host before the download (which waits up to DOWNLOAD_TIMEOUT)."""
-    parts = urlsplit(url)
-    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
-    except OSError as err:  # in words: "[Errno -2] Name or service not known" says little to a reader
-        if isinstance(err, socket.gaierror):
-            why = "no network (the name does not resolve)"
-        elif isinstance(err, TimeoutError):
-            why = f"no answer within {PROBE_TIMEOUT:g} s"
-        else:
-            why = err.strerror or str(err)
-        raise WeightsError(f"cannot reach {host} to download {name}: {why}") from None
+    why = downloads.unreachable(url)
+    if why is not None:
+        raise WeightsError(f"cannot reach {urlsplit(url).hostname} to download {name}: {why}")
 
 
 def download_file(url: str, local: Path, md5: str) -> Path:
-    """Fetch `url` into `local` and print ONE line (what, how big, from where, how long).
-
-    The bytes go to a temporary file beside `local`, hashed as they arrive, and are renamed into
-    place only when they are complete and their md5 is `md5`; on any failure (network error,
-    transfer cut short, wrong md5, interrupt) nothing is left behind and `WeightsError` says what
-    went wrong. No progress bar. The block chapters and chapter "classifier" (through `cached_file`).
+    """Fetch `url` into `local` with `downloads.download`: ONE line printed (what, how big, from where,
+    how long), no progress bar; the file is renamed into place only when complete and its md5 is `md5`,
+    and on any failure (network error, transfer cut short, wrong md5, interrupt) nothing is left behind
+    and `WeightsError` says what went wrong. The block chapters and chapter "classifier" (through
+    `cached_file`).
     """
-    name, host = local.name, urlsplit(url).hostname
-    start = time.perf_counter()
-    part = None
     try:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        fd, part = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=local.parent)
-        digest, size = hashlib.md5(), 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-            announced = response.headers.get("Content-Length")
-            for chunk in iter(lambda: response.read(CHUNK), b""):
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-        if announced is not None and size != int(announced):  # urllib returns a cut transfer as a short one
-            raise WeightsError(f"download of {url} was cut short: {size:,} of {int(announced):,} bytes arrived")
-        if digest.hexdigest() != md5:
-            raise WeightsError(f"download of {url} failed its hash check: md5 is {digest.hexdigest()}, not {md5}")
-        os.replace(part, local)
-    except urllib.error.HTTPError as err:
-        raise WeightsError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
-    except urllib.error.URLError as err:
-        raise WeightsError(f"download of {url} failed: {err.reason}") from None
-    except (OSError, http.client.HTTPException) as err:  # timeouts, resets, a full disk, a broken response
-        raise WeightsError(f"download of {url} failed: {err or type(err).__name__}") from None
-    finally:
-        if part is not None:
-            Path(part).unlink(missing_ok=True)  # already gone when the rename succeeded
-    print(f"Downloaded {name} ({_size(size)}) from {host} in {time.perf_counter() - start:.1f} s", flush=True)
-    return local
+        return downloads.download(url, local, md5=md5)
+    except downloads.DownloadError as err:
+        raise WeightsError(str(err)) from None
 
 
 def cached_file(remote: str, md5: str, *, download: bool) -> Path:

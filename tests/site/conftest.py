@@ -112,11 +112,23 @@ def chapter_numbers() -> dict[str, int]:
     return {entry: number for number, entry in enumerate(numbered, start=1)}
 
 
+def pages_of(site: Path) -> list[str]:
+    """Every HTML page of a built site, as paths within it, e.g. `book/block1.html`; not the files in the folders
+    whose names start with "_" (`_static` holds the theme's template fragments as .html files)."""
+    found = (path.relative_to(site) for path in site.rglob("*.html"))
+    return sorted(path.as_posix() for path in found if not any(part.startswith("_") for part in path.parts))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise every test that takes `chapter` with the pages of the table of contents."""
+    """Parametrise every test that takes `chapter` with the pages of the table of contents, and every test that
+    takes `site_page` with every page found in the built site (without a build: index.html, whose test then fails
+    in the `site` fixture)."""
     if "chapter" in metafunc.fixturenames:
         entries = toc_entries()
         metafunc.parametrize("chapter", entries, ids=[Path(entry).name for entry in entries])
+    if "site_page" in metafunc.fixturenames:
+        pages = (pages_of(SITE) if SITE.is_dir() else []) or ["index.html"]
+        metafunc.parametrize("site_page", pages, ids=[page.removesuffix(".html") for page in pages])
 
 
 @dataclass
@@ -153,6 +165,12 @@ def site() -> Path:
     if not (SITE / "index.html").is_file():
         pytest.fail(f"no built site at {SITE}: run `jupyter-book build .` first (or set VGGBOOK_SITE)")
     return SITE
+
+
+@pytest.fixture(scope="session")
+def site_pages(site: Path) -> list[str]:
+    """Every HTML page of the built site (`pages_of`)."""
+    return pages_of(site)
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,8 @@ def print_pdf(site: Path, page_path: str, pdf: Path, chromium: str = CHROMIUM) -
             lambda route: route.fulfill(body=with_base, content_type="text/html; charset=utf-8"),
         )
         page.goto(url, wait_until="load", timeout=120_000)
-        page.wait_for_load_state("networkidle")
+        # The whole book as one page: on a busy machine its network settles after Playwright's default 30 s.
+        page.wait_for_load_state("networkidle", timeout=120_000)
         page.add_style_tag(content=PRINT_CSS)
         left = page.evaluate(PREPARE)
         if left["broken_images"] or left["untypeset"] or left["undrawn_explorers"]:
