@@ -36,6 +36,53 @@ def pytest_configure(config: pytest.Config) -> None:
     # the chapters' default photo is the cat, whatever the developer's shell says; tests that run chapters
     # on another photo set VGGBOOK_PHOTO for their own kernels
     _SAVED_ENV["VGGBOOK_PHOTO"] = os.environ.pop("VGGBOOK_PHOTO", None)
+    if os.environ.get("VGGBOOK_BUILD_CACHE"):
+        _share_executions_with_the_site_build(os.environ["VGGBOOK_BUILD_CACHE"])
+
+
+def cache_executed_notebook(cache_dir: str | os.PathLike, path: str | os.PathLike, executed, seconds: float) -> None:
+    """Store `executed` (the chapter at `path`, run) in the Jupyter cache `cache_dir`, as `jupyter-book build`
+    would after running it: the chapter as committed with the run's outputs (its cells' metadata as in the
+    file, which the cache's key includes), so that the build matches it instead of running it again."""
+    import fcntl
+
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    notebook = nbformat.read(str(path), nbformat.NO_CONVERT)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    ran = [cell for cell in executed.cells if cell.cell_type == "code"]
+    if [c.source for c in code] != [c.source for c in ran]:
+        raise ValueError(f"{path}: the executed notebook is not the chapter as committed")
+    for cell, done in zip(code, ran, strict=True):
+        cell.outputs, cell.execution_count = done.outputs, done.execution_count
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(os.path.join(cache_dir, ".vggbook.lock"), "w") as lock:  # pytest-xdist workers share the cache
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        get_cache(str(cache_dir)).cache_notebook_bundle(
+            CacheBundleIn(notebook, str(path), data={"execution_seconds": seconds}),
+            check_validity=False,
+            overwrite=True,
+        )
+
+
+def _share_executions_with_the_site_build(cache_dir: str) -> None:
+    """Every chapter nbmake runs without error goes into the site build's execution cache (`tasks.py`'s
+    `share_executions_with_book`, which CI asks for with VGGBOOK_BUILD_CACHE)."""
+    import time
+
+    import nbmake.pytest_items
+
+    class CachingRun(nbmake.pytest_items.NotebookRun):
+        def execute(self):
+            start = time.perf_counter()
+            result = super().execute()
+            if result.error is None:
+                cache_executed_notebook(cache_dir, self.filename, result.nb, time.perf_counter() - start)
+            return result
+
+    nbmake.pytest_items.NotebookRun = CachingRun
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -105,3 +105,42 @@ def test_a_wrong_chromium_path_is_an_error_before_any_build(tasks, tmp_path, run
     with pytest.raises(SystemExit, match="VGGBOOK_CHROMIUM=.*missing is not a file"):
         tasks.build_book([], env={})
     assert runs.commands == []
+
+
+def test_test_shares_its_executions_with_book_when_asked(tasks, tmp_path):
+    env = {"VGGBOOK_BUILD_CACHE": "1"}
+    tasks.share_executions_with_book(env)
+    assert env["VGGBOOK_BUILD_CACHE"] == str(tmp_path / "_build" / ".jupyter_cache")
+    _built(tmp_path)  # the tests filled the cache
+    tasks.forget_stale_outputs()  # the helper is the one the tests ran: `book` keeps their outputs
+    assert (tmp_path / "_build" / ".jupyter_cache").is_dir()
+
+
+def test_a_chapter_run_by_the_tests_is_what_the_build_finds_in_its_cache(tmp_path):
+    import nbformat
+    from conftest import cache_executed_notebook
+    from jupyter_cache import get_cache
+    from nbclient import NotebookClient
+
+    chapter = tmp_path / "chapter.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# A chapter"),
+        nbformat.v4.new_code_cell("print(6 * 7)", metadata={"tags": ["remove-input"]}),
+    ]
+    nbformat.write(nb, chapter)
+    executed = nbformat.read(chapter, nbformat.NO_CONVERT)
+    NotebookClient(executed, record_timing=True).execute()  # as nbmake runs it: timings in the cells' metadata
+    assert "execution" in executed.cells[1].metadata
+    cache = tmp_path / "cache"
+    cache_executed_notebook(cache, chapter, executed, 1.5)
+    # what jupyter-book's "cache" mode does with the chapter as committed
+    record = get_cache(str(cache)).match_cache_notebook(nbformat.read(chapter, nbformat.NO_CONVERT))
+    assert record.data == {"execution_seconds": 1.5}
+    _, merged = get_cache(str(cache)).merge_match_into_notebook(nbformat.read(chapter, nbformat.NO_CONVERT))
+    assert merged.cells[1].outputs[0]["text"] == "42\n"
+    edited = nbformat.read(chapter, nbformat.NO_CONVERT)
+    edited.cells[1].source = "print(6 * 9)"
+    with pytest.raises(KeyError):  # a changed chapter is not served the old outputs
+        get_cache(str(cache)).match_cache_notebook(edited)

@@ -8,7 +8,7 @@ import os
 # Keep TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) out of the chapters.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from vggbook import blocks, interpret, responses, training
+from vggbook import blocks, interpret, inversion, responses, training
 from vggbook.architecture import VGG_CONFIGS, block_layers, build_vgg, build_vgg16, layer_table, parse_conv
 from vggbook.blocks import *  # noqa: F403  (its __all__ lists what the block chapters share)
 from vggbook.explorer import UnitExplorer, unit_explorer
@@ -26,6 +26,7 @@ from vggbook.images import (
     sample_image,
 )
 from vggbook.interpret import *  # noqa: F403  (its __all__ lists the interpretation tools)
+from vggbook.inversion import *  # noqa: F403  (its __all__ lists feature inversion's tools)
 from vggbook.plotting import (
     PAGE_WIDTH,
     draw_box,
@@ -86,6 +87,7 @@ __all__ = [
     "unit_explorer",
     *blocks.__all__,
     *interpret.__all__,
+    *inversion.__all__,
     *responses.__all__,
     *training.__all__,
 ]
