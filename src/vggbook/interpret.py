@@ -132,15 +132,42 @@ def _cam(grads: tf.Tensor | None, maps: tf.Tensor, layer: str, model: keras.Mode
     return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
 
 
-def _after(model: keras.Model, fmap: keras.KerasTensor, pre: keras.KerasTensor, layer: str) -> keras.Model:
-    """The part of `model` from `layer`'s output to the input of its last layer, sharing its weights."""
-    try:
-        return keras.Model(fmap, pre)
-    except ValueError as err:
-        raise ValueError(
-            f"several classes per image need the class scores of {model.name!r} to depend on the input only "
-            f"through {layer!r}; pass one class per image instead ({err})"
-        ) from None
+def _only_through(model: keras.Model, fmap: keras.KerasTensor, pre: keras.KerasTensor) -> bool:
+    """Whether every path in `model`'s graph from its input to `pre` passes through `fmap`: then the part
+    of the model after `fmap` can run on `fmap` alone. False where a branch goes around it, as ResNet's
+    shortcut goes around the last convolution of a block. The graph is walked here rather than left to
+    `keras.Model(fmap, pre)`, which raises a ValueError in Keras 3.15 but in Keras 3.13 builds a model that
+    fails with a bare KeyError when called."""
+    inputs = {id(t) for t in model.inputs}
+    seen, todo = set(), [pre]
+    while todo:
+        tensor = todo.pop()
+        if tensor is fmap or id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        if id(tensor) in inputs:
+            return False
+        operation, node_index, _ = tensor._keras_history
+        parents = operation._inbound_nodes[node_index].input_tensors
+        if not parents:  # an input of the graph that is not below fmap
+            return False
+        todo.extend(parents)
+    return True
+
+
+def _scores_and_maps(
+    view: Callable, inputs: tf.Tensor, logits_of: Callable, chosen: tf.Tensor | None
+) -> tuple[tf.Tensor | None, tf.Tensor]:
+    """∂y_c/∂A and A for `view` (a batch → (A, input of the last layer)); `chosen` = one class per row,
+    None = each row's top class. Rows do not interact in inference, so the gradient of the sum of the
+    chosen scores gives each row its own ∂y_c/∂A."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:  # no kernel gradients (fc1's: 411 MB)
+        tape.watch(inputs)  # so that the path to the maps is recorded
+        maps, h = view(inputs, training=False)
+        scores = logits_of(h)
+        chosen = tf.argmax(scores, axis=-1) if chosen is None else chosen
+        score = tf.reduce_sum(tf.gather(scores, chosen, axis=1, batch_dims=1))
+    return tape.gradient(score, maps), maps
 
 
 def grad_cam(
@@ -162,8 +189,10 @@ def grad_cam(
 
     `x` is a preprocessed batch (N, H, W, C); `class_index` None = each image's top class, an
     int, or one int per image: returns (h, w) at the layer's resolution for one image, (N, h, w)
-    for several. An (N, K) array asks for K classes per image and returns (N, K, h, w): the
-    network runs once up to `layer`, and only the part after it once per class. A map with no
+    for several. An (N, K) array asks for K classes per image and returns (N, K, h, w): where every
+    path from the input to the scores passes through `layer`, the network runs once up to it and only
+    the part after it once per class; where a branch goes around it (ResNet's shortcut beside a block's
+    last convolution), the whole network runs once per class. A map with no
     positive evidence is all zeros. `layer` defaults to the model's last convolution (`last_convolution`:
     VGG16's `block5_conv3`). Any Keras classifier whose last layer is a Dense layer (with or without its
     softmax) or a softmax works. Chapters "classifier", "training", "your_model".
@@ -174,28 +203,27 @@ def grad_cam(
     pre, logits_of = _class_scores(model)
     x = _as_batch(model, x)
     classes = _class_indices(class_index, len(x), model.output_shape[-1])
-    if classes is not None and classes.ndim == 2:
-        upto = _cached(model, ("upto", layer), lambda: keras.Model(model.inputs[0], fmap))
-        after = _cached(model, ("after", layer), lambda: _after(model, fmap, pre, layer))
-        per_class = classes.shape[1]
-        maps = tf.repeat(upto(tf.convert_to_tensor(x), training=False), per_class, axis=0)  # (N·K, h, w, C)
-        with tf.GradientTape(watch_accessed_variables=False) as tape:  # no kernel gradients (fc1's: 411 MB)
-            tape.watch(maps)
-            scores = logits_of(after(maps, training=False))
-            score = tf.reduce_sum(tf.gather(scores, tf.constant(classes.reshape(-1)), axis=1, batch_dims=1))
-        cam = _cam(tape.gradient(score, maps), maps, layer, model)
-        return cam.reshape(len(x), per_class, *cam.shape[1:])
     view = _cached(model, ("grad_cam", layer), lambda: keras.Model(model.inputs[0], [fmap, pre]))
-    inputs = tf.convert_to_tensor(x)
-    with tf.GradientTape(watch_accessed_variables=False) as tape:  # no kernel gradients (fc1's: 411 MB)
-        tape.watch(inputs)  # so that the path to `maps` is recorded
-        maps, h = view(inputs, training=False)
-        scores = logits_of(h)
-        chosen = tf.argmax(scores, axis=-1) if classes is None else tf.constant(classes)
-        # Images do not interact in inference, so one sum gives each image its own gradient.
-        score = tf.reduce_sum(tf.gather(scores, chosen, axis=1, batch_dims=1))
-    cam = _cam(tape.gradient(score, maps), maps, layer, model)
-    return cam[0] if len(cam) == 1 else cam
+    if classes is None or classes.ndim == 1:
+        chosen = None if classes is None else tf.constant(classes)
+        cam = _cam(*_scores_and_maps(view, tf.convert_to_tensor(x), logits_of, chosen), layer, model)
+        return cam[0] if len(cam) == 1 else cam
+    per_class = classes.shape[1]
+    chosen = tf.constant(classes.reshape(-1))  # row i·K + k: image i, its k-th class
+    if _cached(model, ("only_through", layer), lambda: _only_through(model, fmap, pre)):
+        # The network once up to `layer`, and only the part after it once per class.
+        upto = _cached(model, ("upto", layer), lambda: keras.Model(model.inputs[0], fmap))
+        after = _cached(model, ("after", layer), lambda: keras.Model(fmap, pre))
+        maps = tf.repeat(upto(tf.convert_to_tensor(x), training=False), per_class, axis=0)  # (N·K, h, w, C)
+
+        def tail(a: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+            return a, after(a, training=training)
+
+        cam = _cam(*_scores_and_maps(tail, maps, logits_of, chosen), layer, model)
+    else:  # a branch around `layer` also reaches the scores: the whole network once per class
+        inputs = tf.repeat(tf.convert_to_tensor(x), per_class, axis=0)
+        cam = _cam(*_scores_and_maps(view, inputs, logits_of, chosen), layer, model)
+    return cam.reshape(len(x), per_class, *cam.shape[1:])
 
 
 class ActivationMaximum(NamedTuple):
