@@ -203,10 +203,13 @@ def grad_cam(
     pre, logits_of = _class_scores(model)
     x = _as_batch(model, x)
     classes = _class_indices(class_index, len(x), model.output_shape[-1])
-    view = _cached(model, ("grad_cam", layer), lambda: keras.Model(model.inputs[0], [fmap, pre]))
+
+    def view() -> keras.Model:  # input → (the layer's map, the input of the last layer), built once per layer
+        return _cached(model, ("grad_cam", layer), lambda: keras.Model(model.inputs[0], [fmap, pre]))
+
     if classes is None or classes.ndim == 1:
         chosen = None if classes is None else tf.constant(classes)
-        cam = _cam(*_scores_and_maps(view, tf.convert_to_tensor(x), logits_of, chosen), layer, model)
+        cam = _cam(*_scores_and_maps(view(), tf.convert_to_tensor(x), logits_of, chosen), layer, model)
         return cam[0] if len(cam) == 1 else cam
     per_class = classes.shape[1]
     chosen = tf.constant(classes.reshape(-1))  # row i·K + k: image i, its k-th class
@@ -222,7 +225,7 @@ def grad_cam(
         cam = _cam(*_scores_and_maps(tail, maps, logits_of, chosen), layer, model)
     else:  # a branch around `layer` also reaches the scores: the whole network once per class
         inputs = tf.repeat(tf.convert_to_tensor(x), per_class, axis=0)
-        cam = _cam(*_scores_and_maps(view, inputs, logits_of, chosen), layer, model)
+        cam = _cam(*_scores_and_maps(view(), inputs, logits_of, chosen), layer, model)
     return cam.reshape(len(x), per_class, *cam.shape[1:])
 
 
