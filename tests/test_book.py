@@ -82,7 +82,34 @@ def test_chapter_is_seeded_titled_and_has_exercises_with_solutions(path: Path) -
     markdown = "\n".join(source(c) for c in cells(path, "markdown"))
     exercises = markdown[markdown.index("## Exercises") :]
     assert len(re.findall(r"^\d+\. ", exercises, flags=re.M)) >= 3
-    assert exercises.count("```{dropdown}") >= 3
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_solutions_are_executed_cells(path: Path) -> None:
+    # The book-wide format: each exercise's solution is one code cell after the exercise list, hidden behind a
+    # toggle (hide-cell) labelled "Solution N" / "Hide solution N", run by nbmake and printing its answer; no
+    # code in a Markdown dropdown (where it would never run), as a fence or as an indented block.
+    every = cells(path)
+    start = next((k for k, c in enumerate(every) if c["cell_type"] == "markdown" and "## Exercises" in source(c)), None)
+    assert start is not None, f"{path.name} has no '## Exercises' section"
+    exercises = len(re.findall(r"^\d+\. ", source(every[start]), flags=re.M))
+    solutions = [c for c in every[start + 1 :] if "hide-cell" in c["metadata"].get("tags", [])]
+    assert len(solutions) >= 3, f"{path.name}: {len(solutions)} solution cells after '## Exercises'"
+    assert len(solutions) == exercises, f"{path.name}: {exercises} exercises, {len(solutions)} solution cells"
+    for number, cell in enumerate(solutions, start=1):
+        assert cell["cell_type"] == "code", f"{path.name}: solution {number} is not a code cell"
+        assert cell["metadata"].get("mystnb") == {
+            "code_prompt_show": f"Solution {number}",
+            "code_prompt_hide": f"Hide solution {number}",
+        }, f"{path.name}: solution {number}'s toggle is not labelled 'Solution {number}' / 'Hide solution {number}'"
+        assert "print(" in source(cell), f"{path.name}: solution {number} prints no answer"
+    for cell in cells(path, "markdown"):
+        text = source(cell)
+        if "{dropdown}" in text:
+            body = text[text.index("{dropdown}") :]
+            assert "```python" not in body and not re.search(r"^ {4}\S", body, flags=re.M), (
+                f"{path.name}: a Markdown dropdown holds code that never runs; make it a solution cell"
+            )
 
 
 def test_the_five_block_chapters_share_one_template() -> None:
