@@ -1,21 +1,18 @@
-"""Every chapter in Colab's runtime: Colab's Python and package versions, the helper installed as Colab installs it.
+"""Colab's runtime for CI: Colab's Python and package versions, the helper installed as Colab installs it.
 
-    python3 .ci/colab.py [--jobs N] [--book DIR]   the CI step (.ci/run calls it after the other steps)
-    python3 .ci/colab.py refresh BACKEND_INFO      rewrite .ci/colab-runtime.txt from a clone of
-                                                   github.com/googlecolab/backend-info (see that file's header)
+    python3 .ci/colab.py venv DIR               make that environment in DIR (.ci/run does, in the background)
+    python3 .ci/colab.py                        make it in a temporary folder and run every chapter there
+    python3 .ci/colab.py refresh BACKEND_INFO   rewrite .ci/colab-runtime.txt from a clone of
+                                                github.com/googlecolab/backend-info (see that file's header)
 
-The CI step, on a clean clone, offline but for the package index:
+The environment, offline but for the package index:
 1. a fresh virtual environment outside the repository, made with Colab's Python (3.13: `python3.13` on the PATH,
    else an installed pyenv 3.13; else it says that Colab's Python is not available and which one it uses);
 2. `pip install -r .ci/colab-runtime.txt` (Colab's versions), then the helper from this clone as the chapters'
-   first cell installs it in Colab: `pip install --no-deps <clone>` (not editable);
-3. stand-ins for Keras' ImageNet files (tests/standin.py) in a folder named by VGGBOOK_WEIGHTS_DIR, because readers
-   in Colab get the ImageNet weights: the chapters run on that branch, still offline (VGGBOOK_OFFLINE=1, an empty
-   KERAS_HOME, MPLBACKEND unset so that figures are drawn inline as in Colab);
-4. every chapter named in `_toc.yml` (.ci/colab_chapters.py), each copied alone into a fresh empty folder and
-   run top to bottom in a fresh kernel; non-zero exit, naming the chapter and the cell, when one fails.
-It prints the install time and each chapter's seconds and kernel peak memory. Everything it makes is in one
-temporary folder, removed at the end.
+   first cell installs it in Colab: `pip install --no-deps <clone>` (not editable), and `pip check`.
+The chapters run in it through tests/test_chapters_pretrained.py with VGGBOOK_KERNEL_PYTHON naming its Python:
+each chapter copied alone into a fresh empty folder, in a fresh kernel of that Python, on the ImageNet branch
+(stand-ins for Keras' files, as readers in Colab get ImageNet weights) and on a photo other than the cat.
 """
 
 from __future__ import annotations
@@ -33,10 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PINS = ROOT / ".ci" / "colab-runtime.txt"
-RUNNER = ROOT / ".ci" / "colab_chapters.py"
 COLAB_PYTHON = "3.13"  # Colab's Python (backend-info's os-info.txt; its patch version is in PINS' header)
 
-# What the chapters import, and what running a notebook needs, by distribution name. The refresh pins each at
+# What the chapters import, and what their kernel needs, by distribution name. The refresh pins each at
 # Colab's version, then everything these depend on (pip resolves them) at Colab's version where Colab has it.
 CHAPTERS_NEED = [
     "tensorflow",
@@ -54,13 +50,6 @@ CHAPTERS_NEED = [
     "ipython",
     "ipykernel",
     "jinja2",  # pandas' Styler, which draws the helper's numbered tables, imports it
-]
-RUNNING_NEEDS = [
-    "jupyter_client",
-    "nbclient",
-    "nbformat",
-    "pytest",  # tests/test_chapters_pretrained.py, whose checks .ci/colab_chapters.py reuses, imports it
-    "psutil",  # and this
 ]
 
 
@@ -109,24 +98,22 @@ def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(command, check=True, **kwargs)
 
 
-def ci(jobs: int, book: Path) -> int:
-    sys.stdout.reconfigure(line_buffering=True)  # its lines in order with those of the commands it runs
+def make_environment(venv: Path) -> Path:
+    """Colab's runtime in the new folder `venv` (see the module's docstring); its Python."""
     python, fallback = find_python()
     if fallback:
         print(f"WARNING: {fallback}", flush=True)
     print(f"Colab runtime: Python {python_version(python)} ({python}), pins {PINS.relative_to(ROOT)}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="vggbook-colab-") as tmp:
-        tmp = Path(tmp)
-        venv, bin_ = tmp / "venv", tmp / "venv" / "bin"
-        start = time.perf_counter()
-        run([python, "-m", "venv", str(venv)])
-        pip = [str(bin_ / "python"), "-m", "pip", "--disable-pip-version-check"]
-        run([*pip, "install", "-qq", "-r", str(PINS)])  # -qq: errors only
-        packages = time.perf_counter() - start
-        # As the chapters' first cell does in Colab (`%pip install --no-deps git+…`): the helper alone, not editable.
-        # From a copy of the clone's files, so that the build leaves nothing behind in the clone (setuptools writes
-        # build/ and *.egg-info/ next to the sources).
-        source = tmp / "vggbook-source"
+    bin_ = venv / "bin"
+    start = time.perf_counter()
+    run([python, "-m", "venv", str(venv)])
+    pip = [str(bin_ / "python"), "-m", "pip", "--disable-pip-version-check"]
+    run([*pip, "install", "-qq", "-r", str(PINS)])  # -qq: errors only
+    packages = time.perf_counter() - start
+    # As the chapters' first cell does in Colab (`%pip install --no-deps git+…`): the helper alone, not editable.
+    # From a copy of the clone's files, so that the build leaves nothing behind in the clone (setuptools writes
+    # build/ and *.egg-info/ next to the sources).
+    with tempfile.TemporaryDirectory(prefix="vggbook-source-") as source:
         listed = subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             cwd=ROOT,
@@ -135,27 +122,33 @@ def ci(jobs: int, book: Path) -> int:
         ).stdout
         for name in filter(None, listed.decode().split("\0")):
             if (ROOT / name).is_file():
-                (source / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / name, source / name)
-        run([*pip, "install", "-qq", "--no-deps", str(source)])
-        helper = time.perf_counter() - start - packages
-        print(f"Install: {packages:.0f} s for the environment and Colab's packages, {helper:.0f} s for the helper")
-        run([*pip, "check"])
-
-        standins = tmp / "standin-weights"
-        keras_home = tmp / "keras-home"
-        keras_home.mkdir()
-        env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}  # figures inline, as in Colab
-        env.update(VGGBOOK_OFFLINE="1", KERAS_HOME=str(keras_home), PYTHONUNBUFFERED="1")
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        write = "import sys, standin; standin.write_standin_folder(sys.argv[1])"  # tests/standin.py, on PYTHONPATH
-        run([str(bin_ / "python"), "-c", write, str(standins)], env=env | {"PYTHONPATH": str(ROOT / "tests")})
-        env["VGGBOOK_WEIGHTS_DIR"] = str(standins)
-        command = [str(bin_ / "python"), str(RUNNER), "--book", str(book), "--work", str(tmp / "chapters")]
-        code = subprocess.run([*command, "--jobs", str(jobs)], env=env).returncode
+                (Path(source) / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, Path(source) / name)
+        run([*pip, "install", "-qq", "--no-deps", source])
+    helper = time.perf_counter() - start - packages
+    run([*pip, "check"])
+    versions = (
+        "import sys, cv2, keras, numpy, tensorflow; print(f'Python {sys.version.split()[0]}, TensorFlow "
+        "{tensorflow.__version__}, Keras {keras.__version__}, NumPy {numpy.__version__}, cv2 {cv2.__version__} "
+        '(contrib modules: {hasattr(cv2, "ximgproc")})\')'
+    )
+    run([str(bin_ / "python"), "-c", versions], env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})
+    print(f"Install: {packages:.0f} s for the environment and Colab's packages, {helper:.0f} s for the helper")
     if fallback:
         print(f"WARNING: {fallback}", flush=True)
-    return code
+    return bin_ / "python"
+
+
+def run_chapters() -> int:
+    """Every chapter in Colab's runtime, through tests/test_chapters_pretrained.py (the README's test
+    environment runs pytest; the kernels run in the temporary Colab environment)."""
+    with tempfile.TemporaryDirectory(prefix="vggbook-colab-") as tmp:
+        python = make_environment(Path(tmp) / "venv")
+        env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"} | {
+            "VGGBOOK_KERNEL_PYTHON": str(python)
+        }
+        command = [sys.executable, str(ROOT / "tasks.py"), "test", "tests/test_chapters_pretrained.py", "-rA"]
+        return subprocess.run(command, env=env, cwd=ROOT).returncode
 
 
 def read_backend_info(path: Path) -> dict[str, str]:
@@ -174,7 +167,7 @@ def read_backend_info(path: Path) -> dict[str, str]:
 
 
 def refresh(backend_info: Path) -> int:
-    """Rewrite PINS: CHAPTERS_NEED and RUNNING_NEEDS at Colab's versions, and all they depend on (resolved by pip
+    """Rewrite PINS: CHAPTERS_NEED at Colab's versions, and all they depend on (resolved by pip
     for Colab's Python) at Colab's versions where Colab has them."""
     info = read_backend_info(backend_info)
     colab = {}
@@ -182,14 +175,14 @@ def refresh(backend_info: Path) -> int:
         found = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line.strip())
         if found:
             colab[_normal(found.group(1))] = (found.group(1), found.group(2))
-    missing = [name for name in CHAPTERS_NEED + RUNNING_NEEDS if _normal(name) not in colab]
+    missing = [name for name in CHAPTERS_NEED if _normal(name) not in colab]
     if missing:
         sys.exit(f"Colab's pip-freeze.txt lacks {', '.join(missing)}: pin them by hand, or drop them from this script")
     colab_python = re.search(r"^Python (\S+)", info["os"], re.MULTILINE).group(1)
     python, fallback = find_python()
     if fallback:
         sys.exit(fallback)
-    direct = [f"{colab[_normal(n)][0]}=={colab[_normal(n)][1]}" for n in CHAPTERS_NEED + RUNNING_NEEDS]
+    direct = [f"{colab[_normal(n)][0]}=={colab[_normal(n)][1]}" for n in CHAPTERS_NEED]
     with tempfile.TemporaryDirectory() as tmp:
         requirements, constraints, report = (Path(tmp) / n for n in ("direct.txt", "colab.txt", "report.json"))
         requirements.write_text("\n".join(direct) + "\n")
@@ -199,7 +192,7 @@ def refresh(backend_info: Path) -> int:
             + ["-r", str(requirements), "-c", str(constraints)]
         )
         resolved = [item["metadata"] for item in json.loads(report.read_text())["install"]]
-    wanted = {_normal(n) for n in CHAPTERS_NEED + RUNNING_NEEDS}
+    wanted = {_normal(n) for n in CHAPTERS_NEED}
     dependencies = sorted((m for m in resolved if _normal(m["name"]) not in wanted), key=lambda m: _normal(m["name"]))
     lines = [
         f"# Colab's runtime, as of googlecolab/backend-info commit {info['commit'][:12]} of {info['date']}",
@@ -215,7 +208,7 @@ def refresh(backend_info: Path) -> int:
         "# `pip install -r` of this file installs same-depth packages in reverse name order, so opencv-contrib-python",
         "# comes last and `import cv2` gives its version (.ci/colab.py prints the one it got).",
         "",
-        "# What the chapters import, and what running a notebook needs: Colab's versions.",
+        "# What the chapters import, and what their kernel needs: Colab's versions.",
         *direct,
         "",
         "# What those depend on, resolved by pip for Python 3.13: Colab's version where Colab has the package.",
@@ -231,15 +224,22 @@ def refresh(backend_info: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # its lines in order with those of the commands it runs
     if argv[:1] == ["refresh"]:
         parser = argparse.ArgumentParser(prog=".ci/colab.py refresh")
         parser.add_argument("backend_info", type=Path, help="a clone of github.com/googlecolab/backend-info")
         return refresh(parser.parse_args(argv[1:]).backend_info)
-    parser = argparse.ArgumentParser(prog=".ci/colab.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=1, help="chapters run at a time")
-    parser.add_argument("--book", type=Path, default=ROOT, help="the book to run (a folder with _toc.yml)")
-    args = parser.parse_args(argv)
-    return ci(args.jobs, args.book.resolve())
+    if argv[:1] == ["venv"]:
+        parser = argparse.ArgumentParser(prog=".ci/colab.py venv")
+        parser.add_argument("folder", type=Path, help="a folder that does not exist yet")
+        folder = parser.parse_args(argv[1:]).folder.resolve()
+        if folder.exists():
+            sys.exit(f"{folder} exists: name a new folder for the environment")
+        make_environment(folder)
+        return 0
+    if argv:
+        sys.exit(__doc__)
+    return run_chapters()
 
 
 if __name__ == "__main__":

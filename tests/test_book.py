@@ -73,15 +73,6 @@ def test_first_code_cell_installs_the_helper_from_the_configured_repository(path
     assert "--no-deps" in first, "Colab already has TensorFlow: install only the helper"
 
 
-def solution_cells(path: Path) -> list[dict]:
-    """The code cells that are exercise solutions: a toggle whose prompt is "Solution N"."""
-    return [
-        c
-        for c in cells(path, "code")
-        if c["metadata"].get("mystnb", {}).get("code_prompt_show", "").startswith("Solution")
-    ]
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_chapter_is_seeded_titled_and_has_exercises_with_solutions(path: Path) -> None:
     code = "\n".join(source(c) for c in cells(path, "code"))
@@ -91,8 +82,34 @@ def test_chapter_is_seeded_titled_and_has_exercises_with_solutions(path: Path) -
     markdown = "\n".join(source(c) for c in cells(path, "markdown"))
     exercises = markdown[markdown.index("## Exercises") :]
     assert len(re.findall(r"^\d+\. ", exercises, flags=re.M)) >= 3
-    # a solution is an executed cell behind a toggle, or (in chapters not yet converted) a Markdown dropdown
-    assert len(solution_cells(path)) + exercises.count("```{dropdown}") >= 3
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_solutions_are_executed_cells(path: Path) -> None:
+    # The book-wide format: each exercise's solution is one code cell after the exercise list, hidden behind a
+    # toggle (hide-cell) labelled "Solution N" / "Hide solution N", run by nbmake and printing its answer; no
+    # code in a Markdown dropdown (where it would never run), as a fence or as an indented block.
+    every = cells(path)
+    start = next((k for k, c in enumerate(every) if c["cell_type"] == "markdown" and "## Exercises" in source(c)), None)
+    assert start is not None, f"{path.name} has no '## Exercises' section"
+    exercises = len(re.findall(r"^\d+\. ", source(every[start]), flags=re.M))
+    solutions = [c for c in every[start + 1 :] if "hide-cell" in c["metadata"].get("tags", [])]
+    assert len(solutions) >= 3, f"{path.name}: {len(solutions)} solution cells after '## Exercises'"
+    assert len(solutions) == exercises, f"{path.name}: {exercises} exercises, {len(solutions)} solution cells"
+    for number, cell in enumerate(solutions, start=1):
+        assert cell["cell_type"] == "code", f"{path.name}: solution {number} is not a code cell"
+        assert cell["metadata"].get("mystnb") == {
+            "code_prompt_show": f"Solution {number}",
+            "code_prompt_hide": f"Hide solution {number}",
+        }, f"{path.name}: solution {number}'s toggle is not labelled 'Solution {number}' / 'Hide solution {number}'"
+        assert "print(" in source(cell), f"{path.name}: solution {number} prints no answer"
+    for cell in cells(path, "markdown"):
+        text = source(cell)
+        if "{dropdown}" in text:
+            body = text[text.index("{dropdown}") :]
+            assert "```python" not in body and not re.search(r"^ {4}\S", body, flags=re.M), (
+                f"{path.name}: a Markdown dropdown holds code that never runs; make it a solution cell"
+            )
 
 
 # The methods of the block chapters, each explained once in block 1 under this label, and linked from
@@ -136,9 +153,9 @@ SOLUTION_COLUMNS = 86
 
 
 @pytest.mark.parametrize("path", BLOCKS, ids=lambda p: p.name)
-def test_solutions_are_executed_cells(path: Path) -> None:
-    # Each exercise's solution: one code cell after the exercise list, hidden behind a toggle on the site
-    # ("Solution N"), run by nbmake, whose printed output states the answer. No code typed into Markdown.
+def test_block_solutions_end_the_chapter_and_fit_their_toggle(path: Path) -> None:
+    # On top of test_solutions_are_executed_cells: in a block chapter the solution cells are all that follows
+    # the exercise list, and their lines fit inside the toggle's frame. No code typed into Markdown.
     everything = cells(path)
     start = next(i for i, c in enumerate(everything) if "## Exercises" in source(c) and c["cell_type"] == "markdown")
     exercises = len(re.findall(r"^\d+\. ", source(everything[start]), flags=re.M))

@@ -126,15 +126,31 @@ def test_grad_cam_several_classes_per_image_in_one_call(request, model_name: str
     assert not np.allclose(cams[0, 0], cams[0, 1])  # and the classes' maps do differ
 
 
-def test_grad_cam_several_classes_need_the_scores_to_depend_on_the_layer_alone() -> None:
+def test_grad_cam_several_classes_where_a_branch_goes_around_the_layer() -> None:
+    # The scores also read the input directly, beside `conv`: the part after `conv` cannot run on its map alone.
+    # Keras 3.15 refuses such a sub-model with a ValueError, Keras 3.13 (Colab's) builds it and fails with a bare
+    # KeyError when it runs; the helper walks the graph itself and runs the whole network once per class.
+    keras.utils.set_random_seed(4)
     inputs = keras.Input((8, 8, 3))
     conv = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
     both = layers.Concatenate()([layers.GlobalAveragePooling2D()(conv), layers.GlobalAveragePooling2D()(inputs)])
     model = keras.Model(inputs, layers.Dense(3, activation="softmax")(both))
-    x = np.random.default_rng(0).standard_normal((1, 8, 8, 3)).astype(np.float32)
-    assert vggbook.grad_cam(model, x, class_index=1, layer="conv").shape == (8, 8)
-    with pytest.raises(ValueError, match="depend on the input only through 'conv'"):
-        vggbook.grad_cam(model, x, class_index=[[0, 1]], layer="conv")
+    assert not interpret._only_through(model, conv, model.layers[-1].input)
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    classes = np.array([[0, 1], [2, 0]])
+    cams = vggbook.grad_cam(model, x, class_index=classes, layer="conv")
+    assert cams.shape == (2, 2, 8, 8)
+    for k in range(2):  # the same maps as one class per image at a time
+        np.testing.assert_allclose(cams[:, k], vggbook.grad_cam(model, x, class_index=classes[:, k], layer="conv"))
+    assert not np.allclose(cams[0, 0], cams[0, 1])
+
+
+def test_only_through_follows_the_graph(vgg, tiny) -> None:
+    def through(model: keras.Model, layer: str) -> bool:
+        return interpret._only_through(model, model.get_layer(layer).output, model.layers[-1].input)
+
+    assert through(vgg, "block5_conv3") and through(vgg, "block1_conv1") and through(vgg, "fc2")
+    assert through(tiny, "conv1")
 
 
 def test_grad_cam_all_zero_map_is_zero_not_nan() -> None:
@@ -455,12 +471,16 @@ def test_grad_cam_of_resnet50(resnet50) -> None:
     cam = vggbook.grad_cam(model, x)
     assert cam.shape == (7, 7) and 0 <= cam.min() and cam.max() <= 1
     # the last convolution reaches the scores through the Add, beside the shortcut: several classes at once need a
-    # layer through which everything passes, such as the block's output
-    with pytest.raises(ValueError, match="depend on the input only through 'conv5_block3_3_conv'"):
-        vggbook.grad_cam(model, x, class_index=[[0, 1]])
-    both = vggbook.grad_cam(model, x, class_index=[[3, 7]], layer="conv5_block3_out")
-    np.testing.assert_allclose(both[0, 0], vggbook.grad_cam(model, x, 3, "conv5_block3_out"), atol=1e-5)
-    assert not np.allclose(both[0, 0], both[0, 1])
+    # layer through which everything passes, such as the block's output, to run the network once up to it; at the
+    # last convolution the helper runs the whole network once per class, and both give one class's maps
+    last = model.get_layer("conv5_block3_3_conv").output
+    assert not interpret._only_through(model, last, model.layers[-1].input)
+    assert interpret._only_through(model, model.get_layer("conv5_block3_out").output, model.layers[-1].input)
+    for layer, pair in (("conv5_block3_3_conv", [0, 2]), ("conv5_block3_out", [3, 7])):  # pairs with maps
+        both = vggbook.grad_cam(model, x, class_index=[pair], layer=layer)
+        for k, c in enumerate(pair):
+            np.testing.assert_allclose(both[0, k], vggbook.grad_cam(model, x, c, layer), atol=1e-5)
+        assert both.max(axis=(2, 3)).min() == 1 and not np.allclose(both[0, 0], both[0, 1])
 
 
 def test_effective_receptive_field_of_resnet50_stays_in_the_layer_tables_box(resnet50) -> None:

@@ -4,8 +4,11 @@ and ImageNet's class names for reading the classifier's output (chapter "classif
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import keras
@@ -129,15 +132,42 @@ def _cam(grads: tf.Tensor | None, maps: tf.Tensor, layer: str, model: keras.Mode
     return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
 
 
-def _after(model: keras.Model, fmap: keras.KerasTensor, pre: keras.KerasTensor, layer: str) -> keras.Model:
-    """The part of `model` from `layer`'s output to the input of its last layer, sharing its weights."""
-    try:
-        return keras.Model(fmap, pre)
-    except ValueError as err:
-        raise ValueError(
-            f"several classes per image need the class scores of {model.name!r} to depend on the input only "
-            f"through {layer!r}; pass one class per image instead ({err})"
-        ) from None
+def _only_through(model: keras.Model, fmap: keras.KerasTensor, pre: keras.KerasTensor) -> bool:
+    """Whether every path in `model`'s graph from its input to `pre` passes through `fmap`: then the part
+    of the model after `fmap` can run on `fmap` alone. False where a branch goes around it, as ResNet's
+    shortcut goes around the last convolution of a block. The graph is walked here rather than left to
+    `keras.Model(fmap, pre)`, which raises a ValueError in Keras 3.15 but in Keras 3.13 builds a model that
+    fails with a bare KeyError when called."""
+    inputs = {id(t) for t in model.inputs}
+    seen, todo = set(), [pre]
+    while todo:
+        tensor = todo.pop()
+        if tensor is fmap or id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        if id(tensor) in inputs:
+            return False
+        operation, node_index, _ = tensor._keras_history
+        parents = operation._inbound_nodes[node_index].input_tensors
+        if not parents:  # an input of the graph that is not below fmap
+            return False
+        todo.extend(parents)
+    return True
+
+
+def _scores_and_maps(
+    view: Callable, inputs: tf.Tensor, logits_of: Callable, chosen: tf.Tensor | None
+) -> tuple[tf.Tensor | None, tf.Tensor]:
+    """∂y_c/∂A and A for `view` (a batch → (A, input of the last layer)); `chosen` = one class per row,
+    None = each row's top class. Rows do not interact in inference, so the gradient of the sum of the
+    chosen scores gives each row its own ∂y_c/∂A."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:  # no kernel gradients (fc1's: 411 MB)
+        tape.watch(inputs)  # so that the path to the maps is recorded
+        maps, h = view(inputs, training=False)
+        scores = logits_of(h)
+        chosen = tf.argmax(scores, axis=-1) if chosen is None else chosen
+        score = tf.reduce_sum(tf.gather(scores, chosen, axis=1, batch_dims=1))
+    return tape.gradient(score, maps), maps
 
 
 def grad_cam(
@@ -159,8 +189,10 @@ def grad_cam(
 
     `x` is a preprocessed batch (N, H, W, C); `class_index` None = each image's top class, an
     int, or one int per image: returns (h, w) at the layer's resolution for one image, (N, h, w)
-    for several. An (N, K) array asks for K classes per image and returns (N, K, h, w): the
-    network runs once up to `layer`, and only the part after it once per class. A map with no
+    for several. An (N, K) array asks for K classes per image and returns (N, K, h, w): where every
+    path from the input to the scores passes through `layer`, the network runs once up to it and only
+    the part after it once per class; where a branch goes around it (ResNet's shortcut beside a block's
+    last convolution), the whole network runs once per class. A map with no
     positive evidence is all zeros. `layer` defaults to the model's last convolution (`last_convolution`:
     VGG16's `block5_conv3`). Any Keras classifier whose last layer is a Dense layer (with or without its
     softmax) or a softmax works. Chapters "classifier", "training", "your_model".
@@ -171,28 +203,30 @@ def grad_cam(
     pre, logits_of = _class_scores(model)
     x = _as_batch(model, x)
     classes = _class_indices(class_index, len(x), model.output_shape[-1])
-    if classes is not None and classes.ndim == 2:
+
+    def view() -> keras.Model:  # input → (the layer's map, the input of the last layer), built once per layer
+        return _cached(model, ("grad_cam", layer), lambda: keras.Model(model.inputs[0], [fmap, pre]))
+
+    if classes is None or classes.ndim == 1:
+        chosen = None if classes is None else tf.constant(classes)
+        cam = _cam(*_scores_and_maps(view(), tf.convert_to_tensor(x), logits_of, chosen), layer, model)
+        return cam[0] if len(cam) == 1 else cam
+    per_class = classes.shape[1]
+    chosen = tf.constant(classes.reshape(-1))  # row i·K + k: image i, its k-th class
+    if _cached(model, ("only_through", layer), lambda: _only_through(model, fmap, pre)):
+        # The network once up to `layer`, and only the part after it once per class.
         upto = _cached(model, ("upto", layer), lambda: keras.Model(model.inputs[0], fmap))
-        after = _cached(model, ("after", layer), lambda: _after(model, fmap, pre, layer))
-        per_class = classes.shape[1]
+        after = _cached(model, ("after", layer), lambda: keras.Model(fmap, pre))
         maps = tf.repeat(upto(tf.convert_to_tensor(x), training=False), per_class, axis=0)  # (N·K, h, w, C)
-        with tf.GradientTape(watch_accessed_variables=False) as tape:  # no kernel gradients (fc1's: 411 MB)
-            tape.watch(maps)
-            scores = logits_of(after(maps, training=False))
-            score = tf.reduce_sum(tf.gather(scores, tf.constant(classes.reshape(-1)), axis=1, batch_dims=1))
-        cam = _cam(tape.gradient(score, maps), maps, layer, model)
-        return cam.reshape(len(x), per_class, *cam.shape[1:])
-    view = _cached(model, ("grad_cam", layer), lambda: keras.Model(model.inputs[0], [fmap, pre]))
-    inputs = tf.convert_to_tensor(x)
-    with tf.GradientTape(watch_accessed_variables=False) as tape:  # no kernel gradients (fc1's: 411 MB)
-        tape.watch(inputs)  # so that the path to `maps` is recorded
-        maps, h = view(inputs, training=False)
-        scores = logits_of(h)
-        chosen = tf.argmax(scores, axis=-1) if classes is None else tf.constant(classes)
-        # Images do not interact in inference, so one sum gives each image its own gradient.
-        score = tf.reduce_sum(tf.gather(scores, chosen, axis=1, batch_dims=1))
-    cam = _cam(tape.gradient(score, maps), maps, layer, model)
-    return cam[0] if len(cam) == 1 else cam
+
+        def tail(a: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+            return a, after(a, training=training)
+
+        cam = _cam(*_scores_and_maps(tail, maps, logits_of, chosen), layer, model)
+    else:  # a branch around `layer` also reaches the scores: the whole network once per class
+        inputs = tf.repeat(tf.convert_to_tensor(x), per_class, axis=0)
+        cam = _cam(*_scores_and_maps(view(), inputs, logits_of, chosen), layer, model)
+    return cam.reshape(len(x), per_class, *cam.shape[1:])
 
 
 class ActivationMaximum(NamedTuple):
@@ -426,3 +460,81 @@ def top_k_classes(
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     name = (lambda i: names[i]) if names is not None else (lambda i: f"class {i}")
     return [[(int(i), name(i), float(row[i])) for i in top] for row, top in zip(probabilities, order, strict=True)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The cascading randomisation test (Adebayo et al. 2018), chapter "classifier": re-draw a trained network's
+# weights layer by layer from the top and watch whether an explanation changes. The weights are re-drawn in
+# place and put back afterwards from a copy on disk, a slab of rows at a time (fc1's kernel alone is 411 MB):
+# rows are read with a gather and written with a scatter, which touch only those rows (a sliced `assign`
+# copies the whole variable first), and the copy goes through plain file reads and writes, not a memory map,
+# whose pages would count as the process's memory.
+
+SLAB_BYTES = 16 * 2**20  # at most this much of a weight array is drawn, saved or restored at a time
+
+__all__ += ["reinitialise", "weights_kept"]  # the list at the top of the module, extended
+
+
+def _slabs(shape: Sequence[int]) -> Iterator[tf.Tensor]:
+    """Row indices along the first axis of a float32 array of `shape`, each slab at most SLAB_BYTES."""
+    row = 4 * int(np.prod(shape[1:], dtype=np.int64))
+    step = max(1, SLAB_BYTES // max(row, 1))
+    for start in range(0, shape[0], step):
+        yield tf.range(start, min(start + step, shape[0]))
+
+
+def _write_rows(variable: keras.Variable, rows: tf.Tensor, values: np.ndarray) -> None:
+    variable.value.scatter_update(tf.IndexedSlices(tf.constant(values, dtype=variable.dtype), rows))
+
+
+def _glorot_limit(shape: Sequence[int]) -> float:
+    """The bound of Keras' `glorot_uniform` for a kernel of `shape`: sqrt(6 / (fan_in + fan_out))."""
+    receptive = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    return float(np.sqrt(6.0 / (fan_in + fan_out)))
+
+
+def reinitialise(layer: keras.layers.Layer, seed: int) -> None:
+    """Draw `layer`'s weights anew, in place, as Keras starts a Conv2D or Dense layer: the kernel
+    from Glorot's uniform distribution (seeded: `seed`), the bias zero. A slab of rows at a time,
+    so that even fc1's 102.8 M weights need only 16 MB beyond themselves. Chapter "classifier"
+    (the cascading randomisation test of Adebayo et al. 2018)."""
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None:
+        raise ValueError(
+            f"layer {layer.name!r} ({type(layer).__name__}) has no kernel to re-draw; choose a Conv2D or Dense layer"
+        )
+    shape = tuple(kernel.shape)
+    limit = _glorot_limit(shape)
+    rng = np.random.default_rng(seed)
+    for rows in _slabs(shape):
+        uniform = rng.random((len(rows), *shape[1:]), dtype=np.float32)  # in [0, 1)
+        _write_rows(kernel, rows, (2 * uniform - 1) * np.float32(limit))
+    bias = getattr(layer, "bias", None)
+    if bias is not None:
+        bias.assign(np.zeros(bias.shape, dtype=np.float32))
+
+
+@contextlib.contextmanager
+def weights_kept(model: keras.Model, layers: Sequence[str]) -> Iterator[None]:
+    """Keep the weights of `layers` safe while the `with` block changes them: on entry each weight
+    is copied to a temporary file, on exit (also after an error) it is copied back and the files
+    removed, a slab at a time, so that memory grows by 16 MB and not by the weights' size (fc1:
+    411 MB). Chapter "classifier" (the cascading randomisation test)."""
+    names = check_layer_names(model, list(layers))
+    weights = [w for name in names for w in model.get_layer(name).weights]
+    with tempfile.TemporaryDirectory(prefix="vggbook-weights-") as folder:
+        files = [Path(folder) / f"{k}.float32" for k in range(len(weights))]
+        for weight, file in zip(weights, files, strict=True):
+            with file.open("wb") as out:
+                for rows in _slabs(weight.shape):
+                    out.write(tf.gather(weight.value, rows).numpy().tobytes())
+        try:
+            yield
+        finally:
+            for weight, file in zip(weights, files, strict=True):
+                with file.open("rb") as saved:
+                    for rows in _slabs(weight.shape):
+                        count = len(rows) * int(np.prod(weight.shape[1:], dtype=np.int64))
+                        values = np.fromfile(saved, dtype=np.float32, count=count)
+                        _write_rows(weight, rows, values.reshape(len(rows), *weight.shape[1:]))

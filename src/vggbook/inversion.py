@@ -313,9 +313,9 @@ def invert(
     matched); each prior divided by what it is worth on an image whose pixels are about B (α term) and whose
     neighbours differ by about aB (TV term), so that the weights λ are comparable across images and sizes.
     Ours: B = 128 (a caffe-preprocessed pixel lies within about ±128 of zero); a = 0.1 (aB = 12.8 grey levels, the
-    order of the RMS neighbouring difference of the sample photos, 9–21 grey levels); λα = 1e-3 (a guard against
-    pixels far outside the range, not a look: on the sample photos the weighted α term is at most 0.0005);
-    λV = 1e-2 (a photo's TV term, 2.8–15.4 with these constants, then adds 0.03–0.15: enough to keep noise out
+    order of the RMS neighbouring difference of the sample photos, 12–24 grey levels); λα = 1e-3 (a guard against
+    pixels far outside the range, not a look: on the sample photos the weighted α term is at most 0.0006);
+    λV = 1e-2 (a photo's TV term, 5.3–21.6 with these constants, then adds 0.05–0.22: enough to keep noise out
     of what the layer does not constrain, small beside a feature error that starts near 1).
 
     The optimiser is ours (the paper used gradient descent with momentum for hundreds of steps): Adam on the
@@ -326,13 +326,13 @@ def invert(
     last step evaluated, with its error. Deterministic for a seed.
 
     Why STEPS = 15 at every depth (measured on VGG16 and the cat photo, seeded random weights and He-scaled
-    stand-ins for ImageNet's): the book's budget, the five block chapters' inversions together well under a
-    minute on two cores, allows about 15 steps for block 5's pair, the dearest. At 15 steps blocks 1–3's
-    reconstructions correlate 0.81–0.98 with the photo at 8–32 px (0.95–1.00 at 30 steps); blocks 4–5's have not
-    settled (at 32 px 0.11–0.78, against 0.64–0.93 at 30 steps), and at no depth has the error stopped falling
-    (by 13–34 % over the last quarter of 15–30 steps): `Reconstruction.late_drop` reports it. The same steps at
-    every depth make the two images of a chapter's pair equally worked, and block n−1's image in chapter n
-    the one chapter n−1 shows.
+    stand-ins for ImageNet's, benchmarks/inversion_speed.py): the book's budget, a block chapter under 45 s on
+    two cores, allows about 15 steps for block 5's pair, the dearest. At 15 steps blocks 1–3's reconstructions
+    correlate 0.77–0.98 with the photo at 8–32 px (0.92–1.00 at 30 steps); blocks 4–5's have not settled (at
+    32 px 0.31–0.77, against 0.58–0.90 at 30 steps), and at no depth has the error stopped falling (by 15–42 %
+    over the last quarter of 15–30 steps): `Reconstruction.late_drop` reports it. The same steps at every depth
+    make the two images of a chapter's pair equally worked, and block n−1's image in chapter n the one chapter
+    n−1 shows.
 
     `photo`: RGB uint8 of the model's input shape. `layers`: one name → one `Reconstruction`; several → a list,
     in the order given, made in ONE loop: image i is a batch row that stops at its own layer (for a chain like

@@ -178,7 +178,7 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
 def plot_architecture(config: str = "D", input_size: int = 224, title: str | None = None) -> Figure:
     """The network drawn from `VGG_CONFIGS`: each conv/pool output a slab whose height follows
     its spatial size and whose depth follows its channels, blocks coloured, shapes labelled,
-    then the fully connected head (chapter "architecture")."""
+    then the fully connected head, drawn the same way as 1×1 maps (chapter "architecture")."""
     fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 3.3), layout="constrained")
     x, size = 0.0, input_size
 
@@ -217,8 +217,8 @@ def plot_architecture(config: str = "D", input_size: int = 224, title: str | Non
         size //= 2
         x = slab(x, height(size), depth(channels), "#999999", f"pool {size}×{size}×{channels}")
         ax.text(x - 1.2, 5.2, f"block {b}", color=colour, fontsize=11, fontweight="bold", ha="center")
-    for label, units in (("fc1", 4096), ("fc2", 4096), ("predictions", 1000)):
-        x = slab(x + 0.3, 0.9 + 3.5 * units / 4096, 0.2, "#e39b4c", f"{label} {units}")
+    for label, units in (("fc1", 4096), ("fc2", 4096), ("predictions", 1000)):  # 1×1 maps of `units` channels
+        x = slab(x + 0.3, height(1), depth(units), "#e39b4c", f"{label} 1×1×{units}")
     ax.set_xlim(-0.5, x + 0.5)
     ax.set_ylim(-10.5, 6.5)
     ax.set_aspect("equal")
