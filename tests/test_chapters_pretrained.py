@@ -8,9 +8,10 @@ there in a fresh kernel (nbclient, as nbmake does) with
 - `VGGBOOK_WEIGHTS_DIR` naming a folder of stand-in files in Keras' layout (tests/standin.py, written once per
   session), still offline; a chapter that asks for ImageNet weights must really take that branch: a weights
   line it prints names the folder, and none says the ImageNet weights were unavailable;
-- `VGGBOOK_PHOTO` naming another photo (scikit-image's rocket, 640×427: not square, not a cat, written as a
-  JPEG once per session); a chapter that calls `vggbook.photo()` must show that photo in a figure and the cat
-  in none (`figures_show`: the photo's crop found by normalised cross-correlation in the figures' pixels);
+- `VGGBOOK_PHOTO` naming another photo (scikit-image's motorcycle, the left view of its stereo pair, 741×500:
+  not square, not a cat, not one of the book's sample photos, written as a JPEG once per session); a chapter
+  that calls `vggbook.photo()` must show that photo in a figure and the cat in none (`figures_show`: the
+  photo's crop found by normalised cross-correlation in the figures' pixels);
 - the kernel in this environment, or with `VGGBOOK_KERNEL_PYTHON` set (CI: .ci/colab.py's environment pinned
   to Colab's runtime, the helper installed `--no-deps` as the chapters' first cell does) in that Python.
 A chapter that neither asks for ImageNet weights nor calls `vggbook.photo()` would repeat nbmake's run exactly
@@ -43,6 +44,7 @@ import nbformat
 import numpy as np
 import psutil
 import pytest
+import skimage.data
 from IPython.core.inputtransformer2 import TransformerManager
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
@@ -59,7 +61,7 @@ IMAGENET = ("auto", "imagenet")
 CELL_TIMEOUT = 1800
 STARTUP_TIMEOUT = 120  # s for a kernel to start on a loaded 2-core machine
 KERNEL_PYTHON = os.environ.get("VGGBOOK_KERNEL_PYTHON")  # another Python for the kernels (CI: Colab's runtime)
-OTHER_PHOTO = "rocket"  # scikit-image's, 640×427
+OTHER_PHOTO = "motorcycle"  # scikit-image's stereo_motorcycle, left view, 741×500: not in vggbook.SAMPLES
 FOUND, ABSENT = 0.8, 0.6  # figures_show: a shown photo matches at 0.9 or more, an unrelated one at about 0.3
 
 
@@ -202,14 +204,15 @@ def test_asks_for_imagenet_reads_the_code(code, asks):
 def other_photo(tmp_path_factory) -> tuple[Path, np.ndarray]:
     """The other photo as a JPEG file, and its 224×224 crop as the chapters will see it."""
     path = tmp_path_factory.mktemp("other-photo") / f"{OTHER_PHOTO}.jpg"
-    original = vggbook.photo(OTHER_PHOTO).original
+    original = skimage.data.stereo_motorcycle()[0]
     assert original.shape[0] != original.shape[1], "the other photo must not be square"
+    assert OTHER_PHOTO not in vggbook.SAMPLES, "the classifier shows the sample photos beside the chapter's"
     cv2.imwrite(str(path), cv2.cvtColor(original, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
     return path, vggbook.photo(path).image
 
 
 def test_figures_show_finds_a_photo_at_any_size_and_not_another():
-    rocket, cat = vggbook.photo(OTHER_PHOTO).image, vggbook.photo().image
+    rocket, cat = vggbook.photo("rocket").image, vggbook.photo().image
     rng = np.random.default_rng(0)
     figure = np.full((300, 500), 255, np.uint8)
     figure[40:150, 60:170] = cv2.cvtColor(
