@@ -105,7 +105,7 @@ def test_unbatched_image_says_preprocess(vgg16_small):
 
 
 def test_wrong_size_input_is_named(vgg16_small):
-    with pytest.raises(ValueError, match=r"\(1, 64, 64, 3\) does not fit model 'vgg16'"):
+    with pytest.raises(ValueError, match=r"\(1, 64, 64, 3\) does not fit model 'vgg16', which takes \(N, 32, 32, 3\):"):
         vggbook.feature_maps(vgg16_small, np.zeros((1, 64, 64, 3), np.float32))
     with pytest.raises(ValueError, match="does not fit"):
         vggbook.feature_maps(vgg16_small, np.zeros((1, 32, 32, 1), np.float32))

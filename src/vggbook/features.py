@@ -182,7 +182,8 @@ def _as_batch(model: keras.Model, x: np.ndarray) -> np.ndarray:
         else:
             fix = f"make images of {height}×{width} pixels"
         raise ValueError(
-            f"input of shape {x.shape} does not fit model {model.name!r}, which takes (N, {expected}): {fix}"
+            f"input of shape {x.shape} does not fit model {model.name!r}, "
+            f"which takes (N, {', '.join(map(str, expected))}): {fix}"
         )
     return x.astype(np.float32, copy=False)
 

@@ -176,8 +176,8 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
 
 
 def plot_architecture(config: str = "D", input_size: int = 224, title: str | None = None) -> Figure:
-    """The network drawn from `VGG_CONFIGS`: each conv/pool output a slab whose height follows
-    its spatial size and whose depth follows its channels, blocks coloured, shapes labelled,
+    """The network drawn from `VGG_CONFIGS`: each conv/pool output a slab whose height grows with
+    (not in proportion to) its spatial size and whose depth with log₂ of its channels, blocks coloured, shapes labelled,
     then the fully connected head, drawn the same way as 1×1 maps (chapter "architecture")."""
     fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 3.3), layout="constrained")
     x, size = 0.0, input_size
