@@ -487,7 +487,7 @@ PROFILE_ROWS: dict[str, object] = {
     "units of its output that are zero": lambda p: f"{p.zeros:.0%}",
     "parameters": lambda p: f"{p.params:,}",
     "multiply-accumulates (millions)": lambda p: amount(round(p.macs / 1e6, 1)),
-    "activation memory (MiB)": lambda p: f"{p.memory / 2**20:.1f}",
+    "activation memory (MiB)": lambda p: f"{p.memory / 2**20:.2f}",
 }
 
 
@@ -503,10 +503,10 @@ def _change(label: str, before: BlockProfile, after: BlockProfile) -> str:
         "receptive field of its pool (px)": (before.field, after.field),
         "pixels holding 90 % of the gradient (share of the field)": (before.effective, after.effective),
         "parameters": (before.params, after.params),
-        "multiply-accumulates (millions)": (round(before.macs / 1e6, 1), round(after.macs / 1e6, 1)),
-        "activation memory (MiB)": (round(before.memory / 2**20, 1), round(after.memory / 2**20, 1)),
+        "multiply-accumulates (millions)": (before.macs, after.macs),
+        "activation memory (MiB)": (before.memory, after.memory),
     }
-    old, new = values[label]  # as the table shows them
+    old, new = values[label]  # counts, or bytes shown to 0.01 MiB: a factor to 2 digits agrees with them
     if not old or math.isnan(old) or math.isnan(new):
         return "–"
     return f"×{new / old:.2g}"
@@ -535,11 +535,12 @@ def _falling(recs: list[Reconstruction]) -> str:
     still = [r for r in recs if r.late_drop > 0.1]
     if not still:
         return ""
-    which = " and ".join(f"`{r.layer}`'s (−{r.late_drop:.0%})" for r in still)
+    which = " and ".join(f"`{r.layer}` (by {r.late_drop:.0%})" for r in still)
+    search, verb = ("search", "was") if len(still) == 1 else ("searches", "were")
     return (
-        f" The error from {which} was still falling over the last quarter of the {still[0].steps} steps, so "
-        "what these reconstructions miss is what this short search has not yet found, not a settled fact "
-        "about the block: a low feature error does not mean the photo was recovered."
+        f" The {search} from {which} {verb} still lowering the feature error over the last quarter of the "
+        f"{still[0].steps} steps: what the reconstruction misses may be what so short a search has not yet "
+        "found rather than what the block discards, and a low feature error does not mean the photo was recovered."
     )
 
 
@@ -829,7 +830,7 @@ class AllBlocks:
             f"Parameters {_trend(list(params), plural=True) or 'vary'}, and block 5 holds "
             f"{params[-1] / params.sum():.0%} of them; multiply-accumulates {peak_words} at "
             f"{macs.max() / 1e9:.2f} G; activation memory "
-            f"{_trend(list(memory)) or 'varies'}, from {memory[0] / 2**20:.1f} to {memory[-1] / 2**20:.1f} MiB."
+            f"{_trend(list(memory)) or 'varies'}, from {memory[0] / 2**20:.2f} to {memory[-1] / 2**20:.2f} MiB."
         )
         if self.rebuilt is not None:
             sentences.append(self._kept_sentence())
