@@ -531,16 +531,15 @@ def _error(r: Reconstruction) -> str:
 
 
 def _falling(recs: list[Reconstruction]) -> str:
-    """A sentence for the reconstructions whose search was still converging when it stopped, or ""."""
-    still = [r for r in recs if r.late_drop > 0.1]
-    if not still:
-        return ""
-    which = " and ".join(f"`{r.layer}` (by {r.late_drop:.0%})" for r in still)
-    search, verb = ("search", "was") if len(still) == 1 else ("searches", "were")
+    """A sentence on whether the search was still lowering the error when it stopped (a fall of more than 10 %
+    over its last quarter): then what a reconstruction misses is not a settled fact about the block."""
+    drops = " and ".join(f"{r.late_drop:.0%}" for r in recs)
+    if not any(r.late_drop > 0.1 for r in recs):
+        return f" Over its last quarter the error fell by only {drops}: the search had settled."
     return (
-        f" The {search} from {which} {verb} still lowering the feature error over the last quarter of the "
-        f"{still[0].steps} steps: what the reconstruction misses may be what so short a search has not yet "
-        "found rather than what the block discards, and a low feature error does not mean the photo was recovered."
+        f" Over its last quarter the error still fell by {drops}: the search had not settled, so what a "
+        "reconstruction misses may be what so short a search has not yet found, and a low error does not "
+        "mean the photo was recovered."
     )
 
 
@@ -924,14 +923,13 @@ class BlockKeeps:
         if b is None:
             return Markdown(
                 text + f"; the search took the relative feature error from {a.start_error:.0%} to "
-                f"{a.feature_error:.1%}, by a further {a.late_drop:.0%} over the last quarter of the steps."
-                + _falling([a])
+                f"{a.feature_error:.1%}." + _falling([a])
             )
         was = b.kept
         return Markdown(
             text + f", against {_two(was[fine])} and {_two(was[rest])} from `{b.layer}`; the search took the relative "
             f"feature errors from {a.start_error:.0%} to {a.feature_error:.1%} and from {b.start_error:.0%} to "
-            f"{b.feature_error:.1%}." + _falling([b, a])
+            f"{b.feature_error:.1%}." + _falling([a, b])
         )
 
 
