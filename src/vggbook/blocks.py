@@ -733,7 +733,7 @@ class AllBlocks:
         """The photo and its reconstructions from the five pools, and what each keeps at each scale."""
         if self.rebuilt is None:
             raise ValueError("made without the reconstructions: use vggbook.compare_all(block, rebuild=True)")
-        return plot_reconstructions(self.rebuilt)
+        return plot_reconstructions(self.rebuilt, kept_at=KEPT)
 
     def table(self, name: str = "tab-block5-all") -> NumberedTable:
         return numbered_table(
@@ -893,7 +893,7 @@ class BlockKeeps:
         return self.reconstructions[0] if len(self.reconstructions) > 1 else None
 
     def plot(self) -> Figure:
-        return plot_reconstructions(self.reconstructions)
+        return plot_reconstructions(self.reconstructions, kept_at=KEPT)
 
     @property
     def table(self) -> NumberedTable:
