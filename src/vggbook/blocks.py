@@ -534,10 +534,13 @@ def _falling(recs: list[Reconstruction]) -> str:
     """A sentence on whether the search was still lowering the error when it stopped (a fall of more than 10 %
     over its last quarter): then what a reconstruction misses is not a settled fact about the block."""
     drops = " and ".join(f"{r.late_drop:.0%}" for r in recs)
+    its, error, search, had = (
+        ("its", "error", "search", "had") if len(recs) == 1 else ("their", "errors", "searches", "had")
+    )
     if not any(r.late_drop > 0.1 for r in recs):
-        return f" Over its last quarter the error fell by only {drops}: the search had settled."
+        return f" Over {its} last quarter the {error} fell by only {drops}: the {search} {had} settled."
     return (
-        f" Over its last quarter the error still fell by {drops}: the search had not settled, so what a "
+        f" Over {its} last quarter the {error} still fell by {drops}: the {search} {had} not settled, so what a "
         "reconstruction misses may be what so short a search has not yet found, and a low error does not "
         "mean the photo was recovered."
     )
