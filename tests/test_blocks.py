@@ -343,3 +343,13 @@ def test_what_it_keeps_rebuilds_the_photo_from_the_two_pools_once(small_block):
     assert any(words in change.summary.data for words in kept_words)
     first = vggbook.compare_blocks(_with_number(small_block, 1), rebuild=False)
     assert first.keeps is None and not any(row.startswith("photo rebuilt") for row in first.frame.index)
+
+
+def test_falling_sentence_says_whether_the_search_had_settled():
+    from vggbook.blocks import _falling
+
+    still = SimpleNamespace(late_drop=0.22, steps=15)
+    settled = SimpleNamespace(late_drop=0.03, steps=15)
+    assert "fell by only 3%: the search had settled." in _falling([settled])
+    text = _falling([still, settled])
+    assert "their last quarter the errors still fell by 22% and 3%" in text and "not settled" in text
