@@ -217,7 +217,6 @@ def test_compare_blocks_measures_the_block_beside_the_one_before(small_block):
         assert profile.field == table.loc[names[-1], "receptive_field"] and profile.convolutions == 2
         assert profile.zeros == pytest.approx(np.mean(small_block.maps[names[-1]] == 0))
         assert profile.effective == vggbook.unit_field(small_block, names[-1]).effective
-        assert profile.seconds > 0
     assert (before.side, after.side, before.channels * 2) == (224, 112, after.channels)
     markdown = change.table._repr_markdown_()
     assert ":name: tab-block2-adds" in markdown and "Block 2 beside block 1" in markdown
@@ -226,9 +225,8 @@ def test_compare_blocks_measures_the_block_beside_the_one_before(small_block):
     summary = change.summary.data
     assert "half the side of block 1's" in summary and "twice the channels" in summary
     assert f"from {before.field} to **{after.field}** px" in summary and "{" not in summary
-    ratio = after.seconds / before.seconds
     assert f"Against block 1 it has {vggbook.blocks._factor(after.params / before.params)} parameters" in summary
-    assert f"and takes {vggbook.blocks._factor(ratio)} time on this machine." in summary
+    assert "on this machine" not in summary and "(ms)" not in markdown
     first = vggbook.compare_blocks(_with_number(small_block, 1))
     assert first.before.label == "input" and first.before.channels == 3 and first.after.number == 1
     assert "Block 1 beside the photograph" in first.table._repr_markdown_()
@@ -323,11 +321,13 @@ def test_what_it_keeps_rebuilds_the_photo_from_the_two_pools_once(small_block):
     assert ":name: tab-block2-keeps" in keeps.table._repr_markdown_()
     text, (before, after) = keeps.summary.data, keeps.reconstructions
     two = lambda value: f"{round(value, 2) + 0.0:.2f}"  # noqa: E731  (never "-0.00")
-    assert (
-        f"Rebuilt from `block2_pool`, the photo's finest band (1 px) correlates **{two(after.kept.iloc[0])}**" in text
-    )
+    assert "Rebuilt from `block2_pool` in 15 steps, the photo's finest band (1 px) correlates " in text
+    assert f"correlates **{two(after.kept.iloc[0])}**" in text
     assert f"against {two(before.kept.iloc[0])} and {two(before.kept.iloc[-1])} from `block1_pool`" in text
-    assert f"errors of {after.feature_error:.1%} and {before.feature_error:.1%}." in text
+    assert f"errors from {after.start_error:.0%} to {after.feature_error:.1%} and from" in text
+    assert "in 15 steps" in text
+    frame = vggbook.compare_blocks(small_block).frame
+    assert frame.loc[vggbook.blocks.ERROR_ROW, "block 2"].startswith(f"{after.start_error:.0%} → ")
     change = vggbook.compare_blocks(small_block)
     assert change.keeps is not None and change.keeps.after is keeps.after
     frame = change.frame
@@ -337,8 +337,19 @@ def test_what_it_keeps_rebuilds_the_photo_from_the_two_pools_once(small_block):
     assert list(frame.loc[finest, ["block 1", "block 2"]]) == ["none" if s is None else f"{s}" for s in shown]
     assert frame.loc[layout, "block 2"] == two(keeps.after.kept.iloc[-1])
     assert frame.loc[fine, "block 1"] == two(keeps.before.kept.iloc[0])
-    assert frame.loc[fine, "change"] == f"{round(after.kept.iloc[0] - before.kept.iloc[0], 2) + 0.0:+.2f}"
-    kept_words = ("The photo rebuilt from block 2's pool keeps", "Neither block 1's pool nor block 2's keeps")
+    shown_change = round(after.kept.iloc[0], 2) - round(before.kept.iloc[0], 2)  # from the values shown
+    assert frame.loc[fine, "change"] == f"{round(shown_change, 2) + 0.0:+.2f}"
+    kept_words = ("the photo from block 2's pool keeps", "the photo from neither block 1's pool nor block 2's")
     assert any(words in change.summary.data for words in kept_words)
     first = vggbook.compare_blocks(_with_number(small_block, 1), rebuild=False)
     assert first.keeps is None and not any(row.startswith("photo rebuilt") for row in first.frame.index)
+
+
+def test_falling_sentence_says_whether_the_search_had_settled():
+    from vggbook.blocks import _falling
+
+    still = SimpleNamespace(late_drop=0.22, steps=15)
+    settled = SimpleNamespace(late_drop=0.03, steps=15)
+    assert "fell by only 3%: the search had settled." in _falling([settled])
+    text = _falling([still, settled])
+    assert "their last quarter the errors still fell by 22% and 3%" in text and "not settled" in text

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import dataclass, field
 
 import keras
@@ -29,7 +28,7 @@ from vggbook.features import feature_maps
 from vggbook.images import GALLERY, preprocess, sample_image
 from vggbook.images import photo as read_photo
 from vggbook.interpret import effective_receptive_field
-from vggbook.inversion import Reconstruction, invert, plot_reconstructions, reconstruction_table
+from vggbook.inversion import STEPS, Reconstruction, invert, plot_reconstructions, reconstruction_table
 from vggbook.plotting import (
     PAGE_WIDTH,
     NumberedTable,
@@ -58,7 +57,6 @@ __all__ = [
 ]
 
 BLOCKS = range(1, 6)
-TIMING_RUNS = 3  # a block's time is the median of this many runs, after one warm-up run
 
 
 @dataclass
@@ -187,16 +185,6 @@ def maps_summary(block: Block, strongest: int = 5) -> Markdown:
         f"The {strongest} strongest of `{block.layers[-2]}` have means from **{means[0]:.3g}** down to "
         f"**{means[-1]:.3g}**."
     )
-
-
-def _median_seconds(run, repeats: int = TIMING_RUNS) -> float:
-    run()  # warm-up: the first call traces the model
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def _names(names: list[str]) -> str:
@@ -430,8 +418,9 @@ def channel_examples(block: Block, layer: str | None = None, *, channels: int = 
 class BlockProfile:
     """What one block does with the photo, from the chapter's one forward pass and the layer table (the
     network's input for "block 0"): the maps its convolutions write, its receptive field and the part of
-    it that holds 90 % of the gradient (at the centre of its pool's map), the zeros it outputs, its cost
-    and its measured time."""
+    it that holds 90 % of the gradient (at the centre of its pool's map), the zeros it outputs and its
+    cost. No time: a block's time on a shared machine varied by up to 1.7x from one page's run to the
+    next (block 3: 65 and 113 ms), more than between blocks, so the book compares counts, not seconds."""
 
     number: int  # 0: the network's input, the preprocessed photo
     side: int  # px of the maps its convolutions write (the input: the photo's)
@@ -443,7 +432,6 @@ class BlockProfile:
     zeros: float  # fraction of its output's units that are exactly zero
     params: int
     macs: int
-    seconds: float  # the block alone on its input, median of TIMING_RUNS (nan for the input)
     memory: int  # bytes of all its outputs, float32
 
     @property
@@ -458,18 +446,7 @@ class BlockProfile:
 def _input_profile(block: Block) -> BlockProfile:
     side, channels = block.x.shape[1], block.x.shape[-1]
     zeros = float(np.mean(block.x == 0))
-    return BlockProfile(0, side, channels, 0, 1, 1, 1, zeros, 0, 0, math.nan, 4 * int(np.prod(block.x.shape[1:])))
-
-
-def _block_seconds(block: Block, number: int) -> float:
-    """Block `number` of the chapter's network alone (its layers, its weights) on what it reads."""
-    reads = block.x if number == 1 else block.maps[f"block{number - 1}_pool"]
-    inputs = keras.Input(shape=reads.shape[1:])
-    y = inputs
-    for layer in block_layers(block.model, number):
-        y = layer(y)
-    alone = keras.Model(inputs, y)
-    return _median_seconds(lambda: alone(reads, training=False))
+    return BlockProfile(0, side, channels, 0, 1, 1, 1, zeros, 0, 0, 4 * int(np.prod(block.x.shape[1:])))
 
 
 def block_profile(block: Block, number: int) -> BlockProfile:
@@ -494,7 +471,6 @@ def block_profile(block: Block, number: int) -> BlockProfile:
             zeros=float(np.mean(block.maps[pool] == 0)),
             params=int(rows["params"].sum()),
             macs=int(rows["macs"].sum()),
-            seconds=_block_seconds(block, number),
             memory=int(rows["activation_bytes"].sum()),
         )
 
@@ -511,16 +487,15 @@ PROFILE_ROWS: dict[str, object] = {
     "units of its output that are zero": lambda p: f"{p.zeros:.0%}",
     "parameters": lambda p: f"{p.params:,}",
     "multiply-accumulates (millions)": lambda p: amount(round(p.macs / 1e6, 1)),
-    "time on this machine (ms)": lambda p: "–" if math.isnan(p.seconds) else f"{p.seconds * 1000:.0f}",
-    "activation memory (MiB)": lambda p: f"{p.memory / 2**20:.1f}",
+    "activation memory (MiB)": lambda p: f"{p.memory / 2**20:.2f}",
 }
 
 
 def _change(label: str, before: BlockProfile, after: BlockProfile) -> str:
     """How a quantity changed from one block to the next: a factor, or percentage points for a share."""
-    if label == "units of its output that are zero":
-        points = 100 * (after.zeros - before.zeros)
-        return f"{points:+.0f} points"
+    if label == "units of its output that are zero":  # from the percentages the table shows
+        points = round(100 * after.zeros) - round(100 * before.zeros)
+        return f"{points:+d} point{'' if abs(points) == 1 else 's'}"
     values = {
         "map its convolutions write (px)": (before.side, after.side),
         "channels": (before.channels, after.channels),
@@ -529,10 +504,9 @@ def _change(label: str, before: BlockProfile, after: BlockProfile) -> str:
         "pixels holding 90 % of the gradient (share of the field)": (before.effective, after.effective),
         "parameters": (before.params, after.params),
         "multiply-accumulates (millions)": (before.macs, after.macs),
-        "time on this machine (ms)": (before.seconds, after.seconds),
         "activation memory (MiB)": (before.memory, after.memory),
     }
-    old, new = values[label]
+    old, new = values[label]  # counts, or bytes shown to 0.01 MiB: a factor to 2 digits agrees with them
     if not old or math.isnan(old) or math.isnan(new):
         return "–"
     return f"×{new / old:.2g}"
@@ -544,10 +518,32 @@ def _two(value: float, sign: str = "") -> str:
 
 
 KEPT_ROWS = (
-    "photo rebuilt from its pool: correlation, finest detail (1 px band)",
-    "photo rebuilt from its pool: correlation, layout (coarsest band)",
-    "photo rebuilt from its pool: every band kept from (px; kept = correlation ≥ {kept})",
+    f"photo rebuilt from its pool in {STEPS} steps: correlation, finest detail (1 px band)",
+    f"photo rebuilt from its pool in {STEPS} steps: correlation, layout (coarsest band)",
+    f"photo rebuilt from its pool in {STEPS} steps: every band kept from (px; kept = correlation ≥ {{kept}})",
 )
+ERROR_ROW = f"photo rebuilt from its pool in {STEPS} steps: feature error, start → end (fall in the last quarter)"
+
+
+def _error(r: Reconstruction) -> str:
+    """The search's relative feature error at its start and end, and how much it fell over its last quarter."""
+    return f"{r.start_error:.0%} → {r.feature_error:.1%} (−{r.late_drop:.0%})"
+
+
+def _falling(recs: list[Reconstruction]) -> str:
+    """A sentence on whether the search was still lowering the error when it stopped (a fall of more than 10 %
+    over its last quarter): then what a reconstruction misses is not a settled fact about the block."""
+    drops = " and ".join(f"{r.late_drop:.0%}" for r in recs)
+    its, error, search, had = (
+        ("its", "error", "search", "had") if len(recs) == 1 else ("their", "errors", "searches", "had")
+    )
+    if not any(r.late_drop > 0.1 for r in recs):
+        return f" Over {its} last quarter the {error} fell by only {drops}: the {search} {had} settled."
+    return (
+        f" Over {its} last quarter the {error} still fell by {drops}: the {search} {had} not settled, so what a "
+        "reconstruction misses may be what so short a search has not yet found, and a low error does not "
+        "mean the photo was recovered."
+    )
 
 
 def _kept_rows(kept: list[pd.Series]) -> dict[str, list[str]]:
@@ -559,6 +555,10 @@ def _kept_rows(kept: list[pd.Series]) -> dict[str, list[str]]:
         rest: [_two(k.iloc[-1]) for k in kept],
         scale.format(kept=KEPT): ["none" if (f := BlockKeeps.finest(k)) is None else f"{f}" for k in kept],
     }
+
+
+def _error_row(recs: list[Reconstruction | None]) -> list[str]:
+    return ["–" if r is None else _error(r) for r in recs]
 
 
 def _factor(ratio: float) -> str:
@@ -598,13 +598,17 @@ class BlockComparison:
         if (kept := self.kept()) is not None:
             for (label, (before, after)), change in zip(
                 _kept_rows(list(kept)).items(),
-                [_two(kept[1].iloc[i] - kept[0].iloc[i], "+") for i in (0, -1)] + ["–"],
+                [_two(round(kept[1].iloc[i], 2) - round(kept[0].iloc[i], 2), "+") for i in (0, -1)] + ["–"],
                 strict=True,
             ):
                 rows.append(label)
                 columns[b.label].append(before)
                 columns[a.label].append(after)
                 columns["change"].append(change)
+            rows.append(ERROR_ROW)
+            for label, r in zip((b.label, a.label), _error_row([self.keeps.before, self.keeps.after]), strict=True):
+                columns[label].append(r)
+            columns["change"].append("–")
         return pd.DataFrame(columns, index=pd.Index(rows, name="on the photo"))
 
     @property
@@ -659,11 +663,9 @@ class BlockComparison:
             "activation memory": a.memory / b.memory,
         }
         ordered = sorted(costs.items(), key=lambda item: -abs(math.log(item[1])))  # the largest change first
-        timed = b.seconds > 0 and not math.isnan(a.seconds)
         sentences.append(
             f"Against block {b.number} it has {', '.join(f'{_factor(r)} {what}' for what, r in ordered[:-1])} "
-            f"and {_factor(ordered[-1][1])} {ordered[-1][0]}"
-            + (f", and takes {_factor(a.seconds / b.seconds)} time on this machine." if timed else ".")
+            f"and {_factor(ordered[-1][1])} {ordered[-1][0]}" + "."
         )
         more = "more" if a.zeros > b.zeros else "fewer" if a.zeros < b.zeros else "as many"
         sentences.append(
@@ -678,9 +680,12 @@ class BlockComparison:
         rule = f"(a band is kept where it correlates {KEPT} or more with the photo's)"
         n, m = self.after.number, self.before.number
         if m > 0 and before is None and after is None:
-            return f" Neither block {m}'s pool nor block {n}'s keeps a band of the photo rebuilt from it {rule}."
+            return (
+                f" Rebuilt in {self.keeps.after.steps} steps, the photo from neither block {m}'s pool nor block "
+                f"{n}'s keeps a band {rule}."
+            )
         keeps = "no band" if after is None else f"every band from **{after} px** up"
-        text = f" The photo rebuilt from block {n}'s pool keeps {keeps}"
+        text = f" Rebuilt in {self.keeps.after.steps} steps, the photo from block {n}'s pool keeps {keeps}"
         if m > 0:
             text += f", from block {m}'s " + ("no band" if before is None else f"every band from {before} px up")
         return text + f" {rule}."
@@ -722,7 +727,7 @@ class AllBlocks:
             index=pd.Index(list(PROFILE_ROWS), name="on the photo"),
         )
         if self.rebuilt is not None:
-            rows = _kept_rows([r.kept for r in self.rebuilt])
+            rows = _kept_rows([r.kept for r in self.rebuilt]) | {ERROR_ROW: _error_row(self.rebuilt)}
             kept = pd.DataFrame(rows, index=frame.columns).T
             frame = pd.concat([frame, kept.rename_axis(frame.index.name)])
         return frame
@@ -731,7 +736,7 @@ class AllBlocks:
         """The photo and its reconstructions from the five pools, and what each keeps at each scale."""
         if self.rebuilt is None:
             raise ValueError("made without the reconstructions: use vggbook.compare_all(block, rebuild=True)")
-        return plot_reconstructions(self.rebuilt)
+        return plot_reconstructions(self.rebuilt, kept_at=KEPT)
 
     def table(self, name: str = "tab-block5-all") -> NumberedTable:
         return numbered_table(
@@ -810,7 +815,8 @@ class AllBlocks:
             + f" ({shares[0]:.0%} in block 1, {shares[-1]:.0%} in block 5)."
         )
         zeros = [q.zeros for q in p]
-        zero_trend = _trend(zeros) or f"is largest after block {int(np.argmax(zeros)) + 1}"
+        most = int(np.argmax(zeros))
+        zero_trend = _trend(zeros) or f"is largest after block {most + 1} ({zeros[most]:.0%})"
         sentences.append(
             f"The share of zeros in a block's output {zero_trend}: {zeros[0]:.0%} after block 1, "
             f"{zeros[-1]:.0%} after block 5."
@@ -826,17 +832,8 @@ class AllBlocks:
             f"Parameters {_trend(list(params), plural=True) or 'vary'}, and block 5 holds "
             f"{params[-1] / params.sum():.0%} of them; multiply-accumulates {peak_words} at "
             f"{macs.max() / 1e9:.2f} G; activation memory "
-            f"{_trend(list(memory)) or 'varies'}, from {memory[0] / 2**20:.1f} to {memory[-1] / 2**20:.2f} MiB."
+            f"{_trend(list(memory)) or 'varies'}, from {memory[0] / 2**20:.2f} to {memory[-1] / 2**20:.2f} MiB."
         )
-        seconds = np.array([q.seconds for q in p])
-        slowest = int(np.argmax(seconds)) + 1
-        costliest = peak if len(peak) > 1 else [peak[0]]
-        follows = (
-            "one of the blocks with the most multiply-accumulates"
-            if slowest in costliest
-            else (f"not one with the most multiply-accumulates (blocks {' and '.join(map(str, costliest))})")
-        )
-        sentences.append(f"On this machine block {slowest} takes longest ({seconds.max() * 1000:.0f} ms): {follows}.")
         if self.rebuilt is not None:
             sentences.append(self._kept_sentence())
         return Markdown(" ".join(sentences))
@@ -899,7 +896,7 @@ class BlockKeeps:
         return self.reconstructions[0] if len(self.reconstructions) > 1 else None
 
     def plot(self) -> Figure:
-        return plot_reconstructions(self.reconstructions)
+        return plot_reconstructions(self.reconstructions, kept_at=KEPT)
 
     @property
     def table(self) -> NumberedTable:
@@ -923,15 +920,19 @@ class BlockKeeps:
         kept = a.kept
         fine, rest = kept.index[0], kept.index[-1]
         text = (
-            f"Rebuilt from `{a.layer}`, the photo's finest band ({fine} px) correlates **{_two(kept[fine])}** with "
-            f"the photo's and its layout (the coarsest band) **{_two(kept[rest])}**"
+            f"Rebuilt from `{a.layer}` in {a.steps} steps, the photo's finest band ({fine} px) correlates "
+            f"**{_two(kept[fine])}** with the photo's and its layout (the coarsest band) **{_two(kept[rest])}**"
         )
         if b is None:
-            return Markdown(text + f"; the search left a relative feature error of {a.feature_error:.1%}.")
+            return Markdown(
+                text + f"; the search took the relative feature error from {a.start_error:.0%} to "
+                f"{a.feature_error:.1%}." + _falling([a])
+            )
         was = b.kept
         return Markdown(
-            text + f", against {_two(was[fine])} and {_two(was[rest])} from `{b.layer}`; the search left relative "
-            f"feature errors of {a.feature_error:.1%} and {b.feature_error:.1%}."
+            text + f", against {_two(was[fine])} and {_two(was[rest])} from `{b.layer}`; the search took the relative "
+            f"feature errors from {a.start_error:.0%} to {a.feature_error:.1%} and from {b.start_error:.0%} to "
+            f"{b.feature_error:.1%}." + _falling([a, b])
         )
 
 

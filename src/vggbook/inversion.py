@@ -378,9 +378,10 @@ def invert(
     return made[names[0]] if isinstance(layers, str) else [made[name] for name in names]
 
 
-def plot_reconstructions(reconstructions: Sequence[Reconstruction]) -> Figure:
+def plot_reconstructions(reconstructions: Sequence[Reconstruction], kept_at: float | None = None) -> Figure:
     """The photo and each reconstruction side by side, titled with the layer and its final relative feature
-    error, and below them what each keeps of the photo at each scale (`kept_per_scale`). Block chapters."""
+    error, and below them what each keeps of the photo at each scale (`kept_per_scale`), with a dotted line
+    at `kept_at` if given (the block chapters' rule for a kept band). Block chapters."""
     recs = list(reconstructions)
     if not recs or not all(isinstance(r, Reconstruction) for r in recs):
         raise TypeError("plot_reconstructions needs a non-empty list of Reconstruction (from vggbook.invert)")
@@ -405,6 +406,8 @@ def plot_reconstructions(reconstructions: Sequence[Reconstruction]) -> Figure:
     ax.set_xticks(kept.index, [f"{s}" for s in kept.index[:-1]] + [f"{kept.index[-1]}\n(rest)"])
     ax.set_ylim(min(-0.1, np.nanmin([r.kept.min() for r in recs]) - 0.05), 1.05)
     ax.axhline(0, color="grey", lw=0.8)
+    if kept_at is not None:
+        ax.axhline(kept_at, color="black", lw=0.8, ls=":", label=f"kept (≥ {kept_at:g})")
     ax.set_xlabel("scale (px): band of the Laplacian pyramid")
     ax.set_ylabel("correlation\nwith the photo")
     ax.legend(fontsize=8, loc="lower right")

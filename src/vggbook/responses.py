@@ -341,7 +341,8 @@ class DatasetExamples:
         return Markdown(
             f"The {len(sources)} patches come from **{len(distinct)}** of the {len(silent)} images, {times} of them "
             f"from {frequent}; {first}. Each is {self.field} px wide, and one image can give a channel at most "
-            f"{most} that do not overlap. On {reference}, **{silent[reference]}** of the {self.total_channels} "
+            f"{most} that do not overlap (fields that reach past its edge included). "
+            f"On {reference}, **{silent[reference]}** of the {self.total_channels} "
             f"channels of `{self.layer}` {'is' if silent[reference] == 1 else 'are'} zero everywhere; on every "
             f"image, **{self.silent_everywhere}**."
         )
