@@ -324,7 +324,7 @@ def test_what_it_keeps_rebuilds_the_photo_from_the_two_pools_once(small_block):
     assert "Rebuilt from `block2_pool` in 15 steps, the photo's finest band (1 px) correlates " in text
     assert f"correlates **{two(after.kept.iloc[0])}**" in text
     assert f"against {two(before.kept.iloc[0])} and {two(before.kept.iloc[-1])} from `block1_pool`" in text
-    assert f"errors from {after.start_error:.0%} to {after.feature_error:.1%} and from" in text
+    assert f"fell by {after.late_drop:.0%} and {before.late_drop:.0%}" in text  # the errors are in the table
     assert "in 15 steps" in text
     frame = vggbook.compare_blocks(small_block).frame
     assert frame.loc[vggbook.blocks.ERROR_ROW, "block 2"].startswith(f"{after.start_error:.0%} → ")

@@ -36,6 +36,12 @@ error, no console message, no axe-core violation).
    top-left header cell is empty is read as one with row headers: its first column
    becomes docutils' stub column, which the HTML writer writes as header cells
    (`<th class="stub">`).
+5. The toggles of hidden cells (the exercises' solutions). myst-nb writes each
+   as `<summary aria-label="Toggle hidden content">` around its visible label
+   ("Solution 1"), so a screen reader announced "Toggle hidden content" where the
+   page shows "Solution 1", and speech input could not reach it by the name it
+   shows (axe: label-content-name-mismatch, serious). Without the `aria-label` the
+   toggle is named by the label it shows.
 
 The search button and the colour-mode switch are named as they are shown by two
 template overrides in book/_templates/ (their comments say why); long inline code wraps
@@ -89,6 +95,16 @@ def visit_citation(self, node: nodes.citation) -> None:
     self.body[-1] = self.body[-1].replace('role="doc-biblioentry"', 'role="listitem"')
 
 
+def visit_hidden_cell(self, node) -> None:
+    """5. myst-nb's toggle of a hidden cell, named by its visible label."""
+    from myst_nb.sphinx_ import visit_HideCellInput
+
+    visit_HideCellInput(self, node)
+    summary = '<summary aria-label="Toggle hidden content">\n'
+    where = max(k for k, part in enumerate(self.body) if part == summary)
+    self.body[where] = "<summary>\n"
+
+
 def mark_row_headers(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     """4. Under an empty top-left header cell, the first column names the rows."""
     for tgroup in doctree.findall(nodes.tgroup):
@@ -109,4 +125,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     # docutils' own depart_citation closes the element and the list.
     app.add_node(nodes.citation, override=True, html=(visit_citation, None))
     app.connect("doctree-resolved", mark_row_headers)
+    from myst_nb.sphinx_ import HideCodeCellNode, depart_HideCellInput
+
+    toggle = (visit_hidden_cell, depart_HideCellInput)
+    app.add_node(HideCodeCellNode, override=True, html=toggle)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -540,9 +540,8 @@ def _falling(recs: list[Reconstruction]) -> str:
     if not any(r.late_drop > 0.1 for r in recs):
         return f" Over {its} last quarter the {error} fell by only {drops}: the {search} {had} settled."
     return (
-        f" Over {its} last quarter the {error} still fell by {drops}: the {search} {had} not settled, so what a "
-        "reconstruction misses may be what so short a search has not yet found, and a low error does not "
-        "mean the photo was recovered."
+        f" Over {its} last quarter the {error} still fell by {drops}: the {search} {had} not settled, so a band "
+        "missing here is not shown to be lost."
     )
 
 
@@ -921,18 +920,14 @@ class BlockKeeps:
         fine, rest = kept.index[0], kept.index[-1]
         text = (
             f"Rebuilt from `{a.layer}` in {a.steps} steps, the photo's finest band ({fine} px) correlates "
-            f"**{_two(kept[fine])}** with the photo's and its layout (the coarsest band) **{_two(kept[rest])}**"
+            f"**{_two(kept[fine])}** with the photo's and its layout **{_two(kept[rest])}**"
         )
+        # the searches' start and end errors are in the side-by-side table (ERROR_ROW), not repeated here
         if b is None:
-            return Markdown(
-                text + f"; the search took the relative feature error from {a.start_error:.0%} to "
-                f"{a.feature_error:.1%}." + _falling([a])
-            )
+            return Markdown(text + "." + _falling([a]))
         was = b.kept
         return Markdown(
-            text + f", against {_two(was[fine])} and {_two(was[rest])} from `{b.layer}`; the search took the relative "
-            f"feature errors from {a.start_error:.0%} to {a.feature_error:.1%} and from {b.start_error:.0%} to "
-            f"{b.feature_error:.1%}." + _falling([a, b])
+            text + f", against {_two(was[fine])} and {_two(was[rest])} from `{b.layer}`." + _falling([a, b])
         )
 
 
