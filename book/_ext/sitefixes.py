@@ -101,8 +101,14 @@ def visit_hidden_cell(self, node) -> None:
 
     visit_HideCellInput(self, node)
     summary = '<summary aria-label="Toggle hidden content">\n'
-    where = max(k for k, part in enumerate(self.body) if part == summary)
-    self.body[where] = "<summary>\n"
+    found = [k for k, part in enumerate(self.body) if part == summary]
+    if not found:  # myst-nb changed its markup: say so, not fail inside max()
+        raise RuntimeError(
+            "sitefixes 5: myst-nb's hidden-cell toggle no longer starts with "
+            f"{summary.strip()!r}; update visit_hidden_cell in book/_ext/sitefixes.py "
+            "to the markup myst-nb now writes"
+        )
+    self.body[found[-1]] = "<summary>\n"
 
 
 def mark_row_headers(app: Sphinx, doctree: nodes.document, docname: str) -> None:
