@@ -879,3 +879,10 @@ def test_a_phone_photo_is_area_averaged_before_the_bicubic_shrink():
     x0, y0, x1, y1 = photo.box
     step = w / photo.resized[0]  # original pixels per resized pixel: the recipe rounds to whole ones
     assert y1 - y0 + 1 == round(3024 * 224 / 256) and abs((x0 + x1) / 2 - (w - 1) / 2) <= step
+
+
+def test_default_photo_is_what_a_chapter_shows_without_one(monkeypatch):
+    monkeypatch.delenv("VGGBOOK_PHOTO", raising=False)
+    assert vggbook.DEFAULT_PHOTO in vggbook.SAMPLES
+    np.testing.assert_array_equal(vggbook.sample_image(), vggbook.sample_image(vggbook.DEFAULT_PHOTO))
+    assert vggbook.photo().name == vggbook.photo(vggbook.DEFAULT_PHOTO).name

@@ -492,3 +492,38 @@ def test_effective_receptive_field_of_resnet50_stays_in_the_layer_tables_box(res
         inside = np.zeros_like(erf, dtype=bool)
         inside[y0 : y1 + 1, x0 : x1 + 1] = True
         assert erf[inside].max() > 0 and not erf[~inside].any(), layer
+
+
+def test_grad_cam_returns_the_scores_it_explained(vgg) -> None:
+    x = np.concatenate([photo(32), vggbook.preprocess(vggbook.sample_image("coffee", 32))])
+    logits = keras.Model(vgg.input, vgg.get_layer("predictions").input)(x)
+    head = vgg.get_layer("predictions")
+    expected = keras.ops.convert_to_numpy(logits @ head.kernel + head.bias)
+    cams, scores = vggbook.grad_cam(vgg, x, layer="block4_conv3", return_scores=True)
+    np.testing.assert_allclose(cams, vggbook.grad_cam(vgg, x, layer="block4_conv3"), atol=1e-6)
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-5)
+    one, first = vggbook.grad_cam(vgg, x[:1], class_index=2, layer="block4_conv3", return_scores=True)
+    assert one.shape == (4, 4) and first.shape == (5,)
+    np.testing.assert_allclose(first, expected[0], rtol=1e-4, atol=1e-5)
+    several, per_image = vggbook.grad_cam(
+        vgg, x, class_index=np.array([[0, 1], [2, 3]]), layer="block4_conv3", return_scores=True
+    )
+    assert several.shape == (2, 2, 4, 4) and per_image.shape == (2, 5)
+    np.testing.assert_allclose(per_image, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_mass_on_mask() -> None:
+    heat = np.array([[1.0, 3.0], [0.0, 0.0]])
+    assert vggbook.mass_on_mask(heat, np.array([[True, False], [False, False]])) == pytest.approx(0.25)
+    # a mask at 4× the map's resolution: each position counts the share of its patch inside
+    fine = np.zeros((8, 8))
+    fine[:4, 4:6] = 1  # half of the top-right position's patch
+    assert vggbook.mass_on_mask(heat, fine) == pytest.approx(3 * 0.5 / 4)
+    # batches broadcast, an empty map is nan or, if asked, a uniform map's share
+    maps = np.stack([heat, np.zeros((2, 2))])
+    shares = vggbook.mass_on_mask(maps, fine)
+    assert shares.shape == (2,) and shares[0] == pytest.approx(0.375) and np.isnan(shares[1])
+    uniform = vggbook.mass_on_mask(maps, fine, empty_as_uniform=True)
+    assert uniform[1] == pytest.approx(fine.mean())
+    with pytest.raises(ValueError, match="does not split"):
+        vggbook.mass_on_mask(heat, np.ones((5, 5)))

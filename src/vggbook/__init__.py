@@ -14,6 +14,7 @@ from vggbook.blocks import *  # noqa: F403  (its __all__ lists what the block ch
 from vggbook.explorer import UnitExplorer, unit_explorer
 from vggbook.features import default_layers, ensure_built, feature_maps
 from vggbook.images import (
+    DEFAULT_PHOTO,
     GALLERY,
     SAMPLES,
     Photo,
@@ -47,6 +48,7 @@ from vggbook.weights import WeightsError, describe_weights, imagenet_weights_pat
 
 __version__ = "0.1.0"
 __all__ = [
+    "DEFAULT_PHOTO",
     "PAGE_WIDTH",
     "VGG_CONFIGS",
     "GALLERY",

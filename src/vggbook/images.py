@@ -44,7 +44,7 @@ GALLERY = (
     "brick",
 )
 PHOTO_ENV = "VGGBOOK_PHOTO"  # a path or URL: the photo `photo()` reads when it is given none
-DEFAULT_PHOTO = "chelsea"
+DEFAULT_PHOTO = "chelsea"  # the photo a chapter shows when the reader gives none
 # VGG16's smallest input: its five 2×2 max-pools halve 32 pixels down to 1 (Keras' VGG16 refuses less too).
 MIN_SIDE = 32
 # Keras' ImageNet evaluation (keras-team/keras-applications issues #88 and #99, the maintainer's recipe):
@@ -223,7 +223,7 @@ def load_image(source: str | os.PathLike | np.ndarray, size: int = 224) -> np.nd
     return photo(source, size=size).image
 
 
-def sample_image(name: str = "chelsea", size: int = 224) -> np.ndarray:
+def sample_image(name: str = DEFAULT_PHOTO, size: int = 224) -> np.ndarray:
     """One of the photographs scikit-image ships (offline), centre-cropped to `size` like every photo:
     chelsea, coffee, astronaut, rocket (`SAMPLES`) or another of `GALLERY`. Every chapter."""
     if name not in GALLERY:

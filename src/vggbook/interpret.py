@@ -26,6 +26,7 @@ __all__ = [
     "grad_cam",
     "imagenet_class_names",
     "last_convolution",
+    "mass_on_mask",
     "top_k_classes",
 ]
 
@@ -167,7 +168,7 @@ def _scores_and_maps(
         scores = logits_of(h)
         chosen = tf.argmax(scores, axis=-1) if chosen is None else chosen
         score = tf.reduce_sum(tf.gather(scores, chosen, axis=1, batch_dims=1))
-    return tape.gradient(score, maps), maps
+    return tape.gradient(score, maps), maps, scores
 
 
 def grad_cam(
@@ -175,7 +176,8 @@ def grad_cam(
     x: np.ndarray,
     class_index: int | Sequence[int] | np.ndarray | None = None,
     layer: str | None = None,
-) -> np.ndarray:
+    return_scores: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Grad-CAM (Selvaraju et al. 2017): where in `layer`'s map the evidence for a class lies.
 
     The class score is the PRE-softmax one, y_c: gradients of the softmax output p_c would mix
@@ -195,7 +197,10 @@ def grad_cam(
     last convolution), the whole network runs once per class. A map with no
     positive evidence is all zeros. `layer` defaults to the model's last convolution (`last_convolution`:
     VGG16's `block5_conv3`). Any Keras classifier whose last layer is a Dense layer (with or without its
-    softmax) or a softmax works. Chapters "classifier", "training", "your_model".
+    softmax) or a softmax works. With `return_scores=True` it also returns the pre-softmax class
+    scores the maps were computed from, (classes,) for one image, (N, classes) for several: the rank
+    of the explained class among them (chapter "classifier", the randomisation check) needs no
+    second forward pass. Chapters "classifier", "training", "your_model".
     """
     ensure_built(model, x)
     layer = last_convolution(model) if layer is None else layer
@@ -207,10 +212,17 @@ def grad_cam(
     def view() -> keras.Model:  # input → (the layer's map, the input of the last layer), built once per layer
         return _cached(model, ("grad_cam", layer), lambda: keras.Model(model.inputs[0], [fmap, pre]))
 
+    def result(cam: np.ndarray, scores: tf.Tensor, squeeze: bool) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        if not return_scores:
+            return cam
+        scores = keras.ops.convert_to_numpy(scores)[:: len(scores) // len(x)]  # one row per image
+        return cam, scores[0] if squeeze else scores
+
     if classes is None or classes.ndim == 1:
         chosen = None if classes is None else tf.constant(classes)
-        cam = _cam(*_scores_and_maps(view(), tf.convert_to_tensor(x), logits_of, chosen), layer, model)
-        return cam[0] if len(cam) == 1 else cam
+        grads, maps, scores = _scores_and_maps(view(), tf.convert_to_tensor(x), logits_of, chosen)
+        cam = _cam(grads, maps, layer, model)
+        return result(cam[0] if len(cam) == 1 else cam, scores, len(cam) == 1)
     per_class = classes.shape[1]
     chosen = tf.constant(classes.reshape(-1))  # row i·K + k: image i, its k-th class
     if _cached(model, ("only_through", layer), lambda: _only_through(model, fmap, pre)):
@@ -222,11 +234,38 @@ def grad_cam(
         def tail(a: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
             return a, after(a, training=training)
 
-        cam = _cam(*_scores_and_maps(tail, maps, logits_of, chosen), layer, model)
+        grads, maps, scores = _scores_and_maps(tail, maps, logits_of, chosen)
     else:  # a branch around `layer` also reaches the scores: the whole network once per class
         inputs = tf.repeat(tf.convert_to_tensor(x), per_class, axis=0)
-        cam = _cam(*_scores_and_maps(view(), inputs, logits_of, chosen), layer, model)
-    return cam.reshape(len(x), per_class, *cam.shape[1:])
+        grads, maps, scores = _scores_and_maps(view(), inputs, logits_of, chosen)
+    cam = _cam(grads, maps, layer, model)
+    return result(cam.reshape(len(x), per_class, *cam.shape[1:]), scores, False)
+
+
+def mass_on_mask(heatmap: np.ndarray, mask: np.ndarray, *, empty_as_uniform: bool = False) -> float | np.ndarray:
+    """The share of a map's mass that lies inside a mask: sum(map · mask) / sum(map).
+
+    `heatmap` is (h, w) or a batch (N, h, w); `mask` is boolean or a share in [0, 1], on the map's grid
+    or on a finer one whose sides are whole multiples of the map's (an image's mask for a Grad-CAM map):
+    then each map position counts the share of its patch inside the mask. Broadcasts like NumPy (one
+    mask for many maps, or one per map). A map that is zero everywhere gives nan, or with
+    `empty_as_uniform=True` the mask's mean cover, as a uniform map would. Chapters "classifier"
+    (the ring next to the padding), "training" (Grad-CAM on the shapes).
+    """
+    heat = np.asarray(heatmap, dtype=float)
+    cover = np.asarray(mask, dtype=float)
+    h, w = heat.shape[-2:]
+    big_h, big_w = cover.shape[-2:]
+    if big_h % h or big_w % w:
+        raise ValueError(f"a mask of {big_h}×{big_w} does not split into the map's {h}×{w} positions")
+    if (big_h, big_w) != (h, w):  # each position: the share of its patch inside the mask
+        cover = cover.reshape(*cover.shape[:-2], h, big_h // h, w, big_w // w).mean(axis=(-3, -1))
+    heat, cover = np.broadcast_arrays(heat, cover)
+    total = heat.sum(axis=(-2, -1))
+    inside = (heat * cover).sum(axis=(-2, -1))
+    fallback = cover.mean(axis=(-2, -1)) if empty_as_uniform else np.full(np.shape(total), np.nan)
+    share = np.where(total > 0, inside / np.where(total > 0, total, 1), fallback)
+    return float(share) if share.ndim == 0 else share
 
 
 class ActivationMaximum(NamedTuple):
