@@ -349,7 +349,9 @@ def test_falling_sentence_says_whether_the_search_had_settled():
 
     still = SimpleNamespace(late_drop=0.22, late_steps=3, steps=15)
     settled = SimpleNamespace(late_drop=0.03, late_steps=3, steps=15)
-    assert _falling([settled]) == " Over its last 3 steps the error fell by only 3% of its value: the search had settled."
+    assert (
+        _falling([settled]) == " Over its last 3 steps the error fell by only 3% of its value: the search had settled."
+    )
     text = _falling([still, settled])
     assert "their last 3 steps the errors still fell by 22% and 3% of their value" in text and "not settled" in text
     assert "a band missing here is not shown to be lost." in text
@@ -381,3 +383,41 @@ def test_zeros_change_is_computed_from_the_unrounded_shares():
     # 36.4 % and 35.6 % show as 36 % and 36 %, but fell by 0.8 points
     assert _change("units of its output that are zero", profile(0.364), profile(0.356)) == "-0.8 points"
     assert _change("units of its output that are zero", profile(0.35), profile(0.36)) == "+1.0 point"
+
+
+def test_effective_mask_holds_90_percent_of_the_gradient_and_the_shares_are_of_side_and_area(small_block):
+    field = vggbook.unit_field(small_block)
+    mask = field.effective_mask
+    assert mask.sum() == field.effective
+    assert field.erf[mask].sum() >= 0.9 * field.erf.sum() > field.erf[mask].sum() - field.erf[mask].min()
+    side, area = field.photo_shares
+    assert side == pytest.approx(field.size / 224) and area == pytest.approx(field.inside / 224**2)
+    assert f"({100 * side:.2g}% of the photo's side, {100 * area:.2g}% of its area)" in field.summary.data
+    fig = field.plot()
+    assert fig.axes[1].collections  # the 90 % contour is drawn
+
+
+def test_montage_grid_is_the_layout_plot_feature_maps_draws():
+    from vggbook.plotting import montage_grid
+
+    assert montage_grid(256, 56) == (16, 16, 2) and montage_grid(512, 28) == (23, 23, 1)
+    assert montage_grid(64, 224) == (8, 8, 8)
+
+
+def test_dataset_examples_name_every_image_tied_for_the_most_patches():
+    from vggbook.responses import DatasetExamples
+
+    found = {0: [("coffee", 1.0), ("rocket", 0.9)], 1: [("rocket", 1.0), ("coffee", 0.8)]}
+    fake = SimpleNamespace(
+        found=found,
+        silent=pd.Series([0.0, 0.0], index=["coffee", "rocket"]),
+        total_channels=8,
+        channels=[0, 1],
+        map_size=(8, 8),
+        apart=2,
+        field=10,
+        layer="block1_conv2",
+        silent_everywhere=0,
+    )
+    text = DatasetExamples.summary.fget(fake).data
+    assert "2 each from coffee and rocket, tied for the most" in text

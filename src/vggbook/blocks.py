@@ -236,6 +236,11 @@ def block_cost(block: Block) -> BlockCost:
     return BlockCost(table, params, macs, memory, share_params, share_macs, summary)
 
 
+def _share(value: float) -> str:
+    """A share as a percentage with two significant digits: "95%", "2.7%", "0.072%"."""
+    return f"{100 * value:.2g}%"
+
+
 @dataclass
 class UnitField:
     """`unit_field`'s result: the theoretical and the effective receptive field of one position of a layer."""
@@ -281,8 +286,8 @@ class UnitField:
         """The photo with the position's box, beside the gradient, zoomed to a margin around the box."""
         fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.4), layout="constrained")
         axes[0].imshow(self.photo)
-        side, area = self.photo_shares
-        draw_box(axes[0], self.box, f"receptive field {self.size} px: {side:.0%} of the side, {area:.0%} of the area")
+        side, area = (_share(v) for v in self.photo_shares)
+        draw_box(axes[0], self.box, f"receptive field {self.size} px:\n{side} of the side, {area} of the area")
         axes[0].set_title(f"{self.layer}, position ({self.row}, {self.col})", fontsize=10)
         x0, y0, x1, y1 = self.box
         margin = max(self.size // 2, 12)
@@ -319,10 +324,11 @@ class UnitField:
         x0, y0, x1, y1 = self.box
         clipped = (x1 - x0 + 1, y1 - y0 + 1) != (self.size, self.size)
         inside = f", {x1 - x0 + 1}×{y1 - y0 + 1} of them on the photo" if clipped else ""
-        side, area = self.photo_shares
+        side, area = (_share(v) for v in self.photo_shares)
         return Markdown(
             f"The box of position ({self.row}, {self.col}) of `{self.layer}` is **{self.size}×{self.size}** px"
-            f"{inside} ({side:.0%} of the photo's side, {area:.0%} of its area); 90 % of the gradient of its {self.channels} units falls on **{self.effective:,}** of its "
+            f"{inside} ({side} of the photo's side, {area} of its area); 90 % of the gradient of its "
+            f"{self.channels} units falls on **{self.effective:,}** of its "
             f"{self.inside:,} pixels on the photo (**{self.effective / self.inside:.0%}**)."
         )
 

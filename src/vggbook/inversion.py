@@ -117,8 +117,9 @@ def _bands(image: np.ndarray, scales: int) -> list[np.ndarray]:
 def band_periods(size: int = 224, scales: int = SCALES) -> pd.DataFrame:
     """Which stripes each band of `kept_per_scale`'s Laplacian pyramid holds, measured: gratings of every
     period from 2 px (the finest a pixel grid can show) to `size` px are split into the bands, and each band
-    is given the periods whose energy (per photo pixel) it holds more of than any other band. Columns "from (px)" and "to (px)"
-    (inclusive, whole pixels), index the band's scale as in `kept_per_scale`. Block chapters (block 1)."""
+    is given the periods whose energy (per photo pixel) it holds more of than any other band. Columns
+    "from (px)" and "to (px)" (inclusive, whole pixels), index the band's scale as in `kept_per_scale`. Block
+    chapters (block 1)."""
     periods = np.unique(np.round(np.geomspace(2, size, 400)).astype(int))
     x = np.arange(size, dtype=np.float32)
     owner = []
@@ -207,7 +208,8 @@ class Reconstruction:
         return Markdown(
             f"From `{self.layer}` the optimiser brought the relative feature error from {self.start_error:.1%} "
             f"to **{self.feature_error:.1%}** in {self.steps} steps; over the last {self.late_steps} of them it "
-            f"fell by {self.late_drop:.0%} of its value{' (still falling)' if self.late_drop > 0.1 else ''}. The reconstruction's "
+            f"fell by {self.late_drop:.0%} of its value{' (still falling)' if self.late_drop > 0.1 else ''}. "
+            f"The reconstruction's "
             f"correlation with the photo is **{kept[coarse]:.2f}** at the coarsest scale ({coarse} px) and "
             f"**{kept[fine]:.2f}** at {fine} px."
         )
