@@ -166,9 +166,8 @@ def check_block(block: Block, written: list[keras.layers.Layer]) -> keras.Model:
     for name, array in zip(names, arrays, strict=True):
         print(f"{name:>{width}}  {tuple(array.shape)}")
     convs = sum(isinstance(layer, keras.layers.Conv2D) for layer in written)
-    parts = f"{convs} convolution{'s' if convs != 1 else ''} and {len(written) - convs} pool" + (
-        "s" if len(written) - convs != 1 else ""
-    )
+    pools = len(written) - convs
+    parts = f"{convs} convolution{'s' if convs != 1 else ''} and " + ("a pool" if pools == 1 else f"{pools} pools")
     print(
         f"the {parts} written out are the helper's block {block.number}: same settings, and "
         f"with its weights the same output (largest difference {np.abs(out - expected).max():.1e})"
@@ -324,10 +323,9 @@ class UnitField:
         x0, y0, x1, y1 = self.box
         clipped = (x1 - x0 + 1, y1 - y0 + 1) != (self.size, self.size)
         inside = f", {x1 - x0 + 1}×{y1 - y0 + 1} of them on the photo" if clipped else ""
-        side, area = (_share(v) for v in self.photo_shares)
         return Markdown(
             f"The box of position ({self.row}, {self.col}) of `{self.layer}` is **{self.size}×{self.size}** px"
-            f"{inside} ({side} of the photo's side, {area} of its area); 90 % of the gradient of its "
+            f"{inside}; 90 % of the gradient of its "
             f"{self.channels} units falls on **{self.effective:,}** of its "
             f"{self.inside:,} pixels on the photo (**{self.effective / self.inside:.0%}**)."
         )

@@ -319,7 +319,7 @@ def _inverter(model: keras.Model, layers: tuple[str, ...]) -> tuple[Callable, Ca
         size = rate * tf.sqrt(1 - beta2**t) / (1 - beta1**t)
         return z - size * m / (tf.sqrt(v) + eps), m, v, error
 
-    return tf.function(targets), step, param
+    return targets, step, param  # targets: one forward pass per call of `invert`, eager (no tracing to repeat)
 
 
 def _checked_photo(model: keras.Model, photo: np.ndarray) -> np.ndarray:
