@@ -394,7 +394,7 @@ def test_effective_mask_holds_90_percent_of_the_gradient_and_the_shares_are_of_s
     assert side == pytest.approx(field.size / 224) and area == pytest.approx(field.inside / 224**2)
     fig = field.plot()
     assert fig.axes[1].collections  # the 90 % contour is drawn
-    label = f"{100 * side:.2g}% of the side, {100 * area:.2g}% of the area"
+    label = f"{100 * side:.2g}% of the side,\n{100 * area:.2g}% of the area"
     assert any(label in text.get_text() for text in fig.axes[0].texts)  # the box's label: both shares
 
 

@@ -168,7 +168,18 @@ def draw_box(ax: plt.Axes, box: tuple[int, int, int, int], label: str = "", colo
     ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, lw=2, ec=colour))
     if label:  # above the box, or inside it when the box touches the image's top edge
         inside = y0 < 16
-        ax.text(x0 + 2, y0 + 2 if inside else y0 - 4, label, color=colour, fontsize=9, va="top" if inside else "bottom")
+        left, right = sorted(ax.get_xlim())
+        rightward = (x0 + x1) / 2 > (left + right) / 2  # a box right of the middle: the label ends at its right edge
+        ax.text(
+            x1 - 2 if rightward else x0 + 2,
+            y0 + 2 if inside else y0 - 4,
+            label,
+            color=colour,
+            fontsize=9,
+            va="top" if inside else "bottom",
+            ha="right" if rightward else "left",
+            clip_on=True,
+        )
 
 
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
