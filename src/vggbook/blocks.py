@@ -581,7 +581,7 @@ def _falling(recs: list[Reconstruction], missing: bool = True) -> str:
     over = f" Over {its} last {steps} steps the {error}"
     if not any(r.late_drop > 0.1 for r in recs):
         return f"{over} fell by only {drops} of {its} value: the {search} had settled."
-    lost = ", so a band missing here is not shown to be lost" if missing else ""
+    lost = ", so a band missing here may not be lost" if missing else ""
     return f"{over} still fell by {drops} of {its} value: the {search} had not settled{lost}."
 
 
@@ -951,7 +951,7 @@ class BlockKeeps:
         kept = a.kept
         fine, rest = kept.index[0], kept.index[-1]
         text = (
-            f"Rebuilt from `{a.layer}` in {a.steps} steps, the photo's finest band ({fine} px) correlates "
+            f"Rebuilt from `{a.layer}`, the photo's finest band ({fine} px) correlates "
             f"**{_two(kept[fine])}** with the photo's and its layout **{_two(kept[rest])}**"
         )
         # the searches' start and end errors are in the side-by-side table (ERROR_ROW), not repeated here
