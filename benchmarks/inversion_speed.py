@@ -93,7 +93,7 @@ def sweep(branch: str, standin_dir: str, photo: np.ndarray, step_counts: list[in
             per_step = r.seconds / steps
             print(
                 f"{layer:12s} {steps:5d} {r.seconds:6.1f} {per_step:7.3f} {per_step / unit:5.1f} {r.start_error:6.1%} "
-                f"{r.feature_error:6.1%} {r.late_drop:5.0%}  kept at {kept_text(r)}",
+                f"{r.feature_error:6.1%} {r.late_fall(max(1, (steps - 1) // 4)):5.0%}  kept at {kept_text(r)}",
                 flush=True,
             )
     print(f"[{load()}]")
@@ -198,14 +198,16 @@ def chapters(branch: str, standin_dir: str, photo: np.ndarray) -> None:
     total = 0.0
     for n in range(1, 6):
         model = build(branch, standin_dir)
-        layers = "block1_pool" if n == 1 else [f"block{n - 1}_pool", f"block{n}_pool"]
-        made = vggbook.invert(model, photo, layers)
-        made = [made] if n == 1 else made
-        total += made[0].seconds
+        # as vggbook.blocks.rebuilt: one search per pool, seeded with its block's number
+        made = [vggbook.invert(model, photo, f"block{m}_pool", seed=m) for m in ([1] if n == 1 else [n - 1, n])]
+        seconds = sum(r.seconds for r in made)
+        total += seconds
         rows = "; ".join(
-            f"{r.layer} error {r.feature_error:.1%} (fall {r.late_drop:.0%}), kept {kept_text(r)}" for r in made
+            f"{r.layer} error {r.feature_error:.1%} (fall over the last {r.late_steps} steps {r.late_drop:.0%}), "
+            f"kept {kept_text(r)}"
+            for r in made
         )
-        print(f"block {n}: {made[0].seconds:5.1f} s, {made[0].steps} steps: {rows}", flush=True)
+        print(f"block {n}: {seconds:5.1f} s, {made[0].steps} steps: {rows}", flush=True)
         del model
         gc.collect()
     print(f"all five chapters: {total:.1f} s   [{load()}]")

@@ -213,3 +213,21 @@ def test_table_and_summary_hold_the_measured_numbers(pool1):
     assert ":name: tab-test" in table._repr_markdown_()
     text = pool1.summary.data
     assert f"{pool1.feature_error:.1%}" in text and f"{pool1.kept[32]:.2f}" in text and "30 steps" in text
+
+
+def test_late_fall_is_the_fall_over_the_last_steps(pool1):
+    errors = pool1.errors
+    assert pool1.late_fall(3) == pytest.approx(1 - errors[-1] / errors[-4])
+    assert pool1.late_drop == pool1.late_fall(vggbook.inversion.LATE_STEPS) and pool1.late_steps == 3
+    assert pool1.late_fall(100) == pytest.approx(1 - errors[-1] / errors[0])  # no further back than the start
+    with pytest.raises(ValueError, match="at least 1"):
+        pool1.late_fall(0)
+
+
+def test_band_periods_are_ranges_one_after_the_other():
+    bands = vggbook.band_periods()
+    assert list(bands.index) == [1, 2, 4, 8, 16, 32]
+    assert bands["from (px)"].iloc[0] == 2 and bands["to (px)"].iloc[-1] == 224  # the finest stripes to the widest
+    assert all(bands["from (px)"].iloc[1:].to_numpy() == bands["to (px)"].iloc[:-1].to_numpy() + 1)
+    middle = (bands["from (px)"] * bands["to (px)"]) ** 0.5  # each band about twice as coarse as the one before
+    assert all(1.5 < r < 3 for r in middle.iloc[1:-1].to_numpy() / middle.iloc[:-2].to_numpy())

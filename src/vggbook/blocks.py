@@ -16,6 +16,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
+import cv2
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
@@ -28,7 +29,7 @@ from vggbook.features import feature_maps
 from vggbook.images import GALLERY, preprocess, sample_image
 from vggbook.images import photo as read_photo
 from vggbook.interpret import effective_receptive_field
-from vggbook.inversion import STEPS, Reconstruction, invert, plot_reconstructions, reconstruction_table
+from vggbook.inversion import LATE_STEPS, STEPS, Reconstruction, invert, plot_reconstructions, reconstruction_table
 from vggbook.plotting import (
     PAGE_WIDTH,
     NumberedTable,
@@ -165,8 +166,11 @@ def check_block(block: Block, written: list[keras.layers.Layer]) -> keras.Model:
     width = max(len(name) for name in names)
     for name, array in zip(names, arrays, strict=True):
         print(f"{name:>{width}}  {tuple(array.shape)}")
+    convs = sum(isinstance(layer, keras.layers.Conv2D) for layer in written)
+    pools = len(written) - convs
+    parts = f"{convs} convolution{'s' if convs != 1 else ''} and " + ("a pool" if pools == 1 else f"{pools} pools")
     print(
-        f"the {len(written)} layers written out are the helper's block {block.number}: same settings, and "
+        f"the {parts} written out are the helper's block {block.number}: same settings, and "
         f"with its weights the same output (largest difference {np.abs(out - expected).max():.1e})"
     )
     return block_model
@@ -232,6 +236,11 @@ def block_cost(block: Block) -> BlockCost:
     return BlockCost(table, params, macs, memory, share_params, share_macs, summary)
 
 
+def _share(value: float) -> str:
+    """A share as a percentage with two significant digits: "95%", "2.7%", "0.072%"."""
+    return f"{100 * value:.2g}%"
+
+
 @dataclass
 class UnitField:
     """`unit_field`'s result: the theoretical and the effective receptive field of one position of a layer."""
@@ -258,11 +267,27 @@ class UnitField:
         mass = np.sort(self.erf.ravel())[::-1].cumsum()
         return int(np.searchsorted(mass, 0.9 * mass[-1]) + 1) if mass[-1] > 0 else 0
 
+    @property
+    def effective_mask(self) -> np.ndarray:
+        """(224, 224) bool: the `effective` pixels with the largest gradient, which hold 90 % of it (ties at the
+        threshold broken by position)."""
+        mask = np.zeros(self.erf.size, bool)
+        mask[np.argsort(-self.erf.ravel(), kind="stable")[: self.effective]] = True
+        return mask.reshape(self.erf.shape)
+
+    @property
+    def photo_shares(self) -> tuple[float, float]:
+        """The theoretical field beside the photo: its side over the photo's side, and its area (the part on
+        the photo) over the photo's area."""
+        height, width = self.photo.shape[:2]
+        return self.size / max(height, width), self.inside / (height * width)
+
     def plot(self) -> Figure:
         """The photo with the position's box, beside the gradient, zoomed to a margin around the box."""
         fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.4), layout="constrained")
         axes[0].imshow(self.photo)
-        draw_box(axes[0], self.box, f"receptive field {self.size} px")
+        side, area = (_share(v) for v in self.photo_shares)
+        draw_box(axes[0], self.box, f"receptive field {self.size} px:\n{side} of the side,\n{area} of the area")
         axes[0].set_title(f"{self.layer}, position ({self.row}, {self.col})", fontsize=10)
         x0, y0, x1, y1 = self.box
         margin = max(self.size // 2, 12)
@@ -275,6 +300,18 @@ class UnitField:
             extent=(left - 0.5, right - 0.5, bottom - 0.5, top - 0.5),
         )
         draw_box(axes[1], self.box, colour="cyan")
+        # the 90 % pixels are speckled where ReLUs and pools cut paths: outline them smoothed over a few pixels
+        sigma = max(1.0, self.size / 50)
+        mask = cv2.GaussianBlur(self.effective_mask.astype(np.float32), (0, 0), sigma)[top:bottom, left:right]
+        if mask.max() > 0.5 > mask.min():
+            axes[1].contour(
+                mask,
+                levels=[0.5],
+                colors="lime",
+                linewidths=1.2,
+                extent=(left, right - 1, top, bottom - 1),
+                origin="upper",
+            )
         zoomed = ", zoomed" if crop.shape != self.erf.shape else ""
         axes[1].set_title(
             f"effective receptive field{zoomed}\n|∂ (sum of its {self.channels} units) / ∂ pixel|", fontsize=10
@@ -291,7 +328,8 @@ class UnitField:
         inside = f", {x1 - x0 + 1}×{y1 - y0 + 1} of them on the photo" if clipped else ""
         return Markdown(
             f"The box of position ({self.row}, {self.col}) of `{self.layer}` is **{self.size}×{self.size}** px"
-            f"{inside}; 90 % of the gradient of its {self.channels} units falls on **{self.effective:,}** of its "
+            f"{inside}; 90 % of the gradient of its "
+            f"{self.channels} units falls on **{self.effective:,}** of its "
             f"{self.inside:,} pixels on the photo (**{self.effective / self.inside:.0%}**)."
         )
 
@@ -493,9 +531,9 @@ PROFILE_ROWS: dict[str, object] = {
 
 def _change(label: str, before: BlockProfile, after: BlockProfile) -> str:
     """How a quantity changed from one block to the next: a factor, or percentage points for a share."""
-    if label == "units of its output that are zero":  # from the percentages the table shows
-        points = round(100 * after.zeros) - round(100 * before.zeros)
-        return f"{points:+d} point{'' if abs(points) == 1 else 's'}"
+    if label == "units of its output that are zero":  # from the unrounded shares, not the rounded percentages
+        points = round(100 * (after.zeros - before.zeros), 1) + 0.0  # never "-0.0"
+        return f"{points:+.1f} point{'' if abs(points) == 1 else 's'}"
     values = {
         "map its convolutions write (px)": (before.side, after.side),
         "channels": (before.channels, after.channels),
@@ -517,47 +555,48 @@ def _two(value: float, sign: str = "") -> str:
     return f"{round(float(value), 2) + 0.0:{sign}.2f}"
 
 
+REBUILT = f"photo rebuilt from its pool in {STEPS} steps"  # the prefix of every reconstruction row
 KEPT_ROWS = (
-    f"photo rebuilt from its pool in {STEPS} steps: correlation, finest detail (1 px band)",
-    f"photo rebuilt from its pool in {STEPS} steps: correlation, layout (coarsest band)",
-    f"photo rebuilt from its pool in {STEPS} steps: every band kept from (px; kept = correlation ≥ {{kept}})",
+    f"{REBUILT}: correlation, finest detail (1 px band)",
+    f"{REBUILT}: correlation, layout (coarsest band)",
+    f"{REBUILT}: every band kept from (px; kept = correlation ≥ {{kept}})",
 )
-ERROR_ROW = f"photo rebuilt from its pool in {STEPS} steps: feature error, start → end (fall in the last quarter)"
+ERROR_ROW = (
+    f"{REBUILT}: relative feature error of the start image → of the result (fall over the last {LATE_STEPS} steps)"
+)
 
 
 def _error(r: Reconstruction) -> str:
-    """The search's relative feature error at its start and end, and how much it fell over its last quarter."""
+    """The search's relative feature error at its start and end, and how much it fell over its last steps."""
     return f"{r.start_error:.0%} → {r.feature_error:.1%} (−{r.late_drop:.0%})"
 
 
-def _falling(recs: list[Reconstruction]) -> str:
+def _falling(recs: list[Reconstruction], missing: bool = True) -> str:
     """A sentence on whether the search was still lowering the error when it stopped (a fall of more than 10 %
-    over its last quarter): then what a reconstruction misses is not a settled fact about the block."""
+    of its value over its last LATE_STEPS steps); if it was and a band is `missing` (not kept), the band is not
+    shown to be lost."""
     drops = " and ".join(f"{r.late_drop:.0%}" for r in recs)
-    its, error, search, had = (
-        ("its", "error", "search", "had") if len(recs) == 1 else ("their", "errors", "searches", "had")
-    )
+    steps = max(getattr(r, "late_steps", LATE_STEPS) for r in recs)
+    its, error, search = ("its", "error", "search") if len(recs) == 1 else ("their", "errors", "searches")
+    over = f" Over {its} last {steps} steps the {error}"
     if not any(r.late_drop > 0.1 for r in recs):
-        return f" Over {its} last quarter the {error} fell by only {drops}: the {search} {had} settled."
-    return (
-        f" Over {its} last quarter the {error} still fell by {drops}: the {search} {had} not settled, so a band "
-        "missing here is not shown to be lost."
-    )
+        return f"{over} fell by only {drops} of {its} value: the {search} had settled."
+    lost = ", so a band missing here may not be lost" if missing else ""
+    return f"{over} still fell by {drops} of {its} value: the {search} had not settled{lost}."
 
 
-def _kept_rows(kept: list[pd.Series]) -> dict[str, list[str]]:
-    """The rows the side-by-side tables give the photo rebuilt from each pool: its correlation with the photo
-    in the finest band and in the coarsest (the layout), and the finest scale from which every band is kept."""
+def _rebuilt_rows(recs: list[Reconstruction | None], index: pd.Index) -> dict[str, list[str]]:
+    """The rows the side-by-side tables give the photo rebuilt from each pool (None: the photo itself, which
+    keeps every band): its correlation with the photo in the finest band and in the coarsest (the layout), the
+    finest scale from which every band is kept, and the search's start and end errors (ERROR_ROW)."""
+    kept = [pd.Series(1.0, index=index) if r is None else r.kept for r in recs]
     fine, rest, scale = KEPT_ROWS
     return {
         fine: [_two(k.iloc[0]) for k in kept],
         rest: [_two(k.iloc[-1]) for k in kept],
         scale.format(kept=KEPT): ["none" if (f := BlockKeeps.finest(k)) is None else f"{f}" for k in kept],
+        ERROR_ROW: ["–" if r is None else _error(r) for r in recs],
     }
-
-
-def _error_row(recs: list[Reconstruction | None]) -> list[str]:
-    return ["–" if r is None else _error(r) for r in recs]
 
 
 def _factor(ratio: float) -> str:
@@ -595,19 +634,13 @@ class BlockComparison:
         }
         rows = list(PROFILE_ROWS)
         if (kept := self.kept()) is not None:
-            for (label, (before, after)), change in zip(
-                _kept_rows(list(kept)).items(),
-                [_two(round(kept[1].iloc[i], 2) - round(kept[0].iloc[i], 2), "+") for i in (0, -1)] + ["–"],
-                strict=True,
-            ):
+            made = _rebuilt_rows([self.keeps.before, self.keeps.after], kept[1].index)
+            changes = [_two(round(kept[1].iloc[i], 2) - round(kept[0].iloc[i], 2), "+") for i in (0, -1)]
+            for (label, (before, after)), change in zip(made.items(), [*changes, "–", "–"], strict=True):
                 rows.append(label)
                 columns[b.label].append(before)
                 columns[a.label].append(after)
                 columns["change"].append(change)
-            rows.append(ERROR_ROW)
-            for label, r in zip((b.label, a.label), _error_row([self.keeps.before, self.keeps.after]), strict=True):
-                columns[label].append(r)
-            columns["change"].append("–")
         return pd.DataFrame(columns, index=pd.Index(rows, name="on the photo"))
 
     @property
@@ -664,7 +697,7 @@ class BlockComparison:
         ordered = sorted(costs.items(), key=lambda item: -abs(math.log(item[1])))  # the largest change first
         sentences.append(
             f"Against block {b.number} it has {', '.join(f'{_factor(r)} {what}' for what, r in ordered[:-1])} "
-            f"and {_factor(ordered[-1][1])} {ordered[-1][0]}" + "."
+            f"and {_factor(ordered[-1][1])} {ordered[-1][0]}."
         )
         more = "more" if a.zeros > b.zeros else "fewer" if a.zeros < b.zeros else "as many"
         sentences.append(
@@ -681,12 +714,13 @@ class BlockComparison:
         if m > 0 and before is None and after is None:
             return (
                 f" Rebuilt in {self.keeps.after.steps} steps, the photo from neither block {m}'s pool nor block "
-                f"{n}'s keeps a band {rule}."
+                f"{n}'s keeps its coarsest band, the layout {rule}."
             )
-        keeps = "no band" if after is None else f"every band from **{after} px** up"
+        no_layout = "not even its coarsest band, the layout"
+        keeps = no_layout if after is None else f"every band from **{after} px** up"
         text = f" Rebuilt in {self.keeps.after.steps} steps, the photo from block {n}'s pool keeps {keeps}"
         if m > 0:
-            text += f", from block {m}'s " + ("no band" if before is None else f"every band from {before} px up")
+            text += f", from block {m}'s " + (no_layout if before is None else f"every band from {before} px up")
         return text + f" {rule}."
 
 
@@ -726,7 +760,7 @@ class AllBlocks:
             index=pd.Index(list(PROFILE_ROWS), name="on the photo"),
         )
         if self.rebuilt is not None:
-            rows = _kept_rows([r.kept for r in self.rebuilt]) | {ERROR_ROW: _error_row(self.rebuilt)}
+            rows = _rebuilt_rows(self.rebuilt, self.rebuilt[0].kept.index)
             kept = pd.DataFrame(rows, index=frame.columns).T
             frame = pd.concat([frame, kept.rename_axis(frame.index.name)])
         return frame
@@ -749,7 +783,7 @@ class AllBlocks:
         the field)."""
         p = self.profiles
         blocks = [q.number for q in p]
-        fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.3), layout="constrained")
+        fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 4.2), layout="constrained")
         series = {
             "map side": [q.side for q in p],
             "channels": [q.channels for q in p],
@@ -766,7 +800,8 @@ class AllBlocks:
         left.set_xlabel("block")
         left.set_ylabel("relative to block 1 (log scale)")
         left.set_title("Sizes and costs", fontsize=10)
-        left.legend(fontsize=7)
+        # below the panels, not over the lines: seven series would hide the left panel's data
+        fig.legend(*left.get_legend_handles_labels(), loc="outside lower left", ncols=2, fontsize=8)
         right.plot(blocks, [q.zeros for q in p], "o-", label="output units that are zero")
         right.plot(blocks, [q.effective_share for q in p], "s--", label="share of the field\nwith 90 % of the gradient")
         right.set_ylim(0, 1)
@@ -774,7 +809,7 @@ class AllBlocks:
         right.set_xlabel("block")
         right.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
         right.set_title("Shares, on the photo", fontsize=10)
-        right.legend(fontsize=7)
+        fig.legend(*right.get_legend_handles_labels(), loc="outside lower right", fontsize=8)
         fig.suptitle("VGG16's five blocks side by side", fontsize=10)
         return fig
 
@@ -864,13 +899,10 @@ class AllBlocks:
 
 def compare_all(block: Block, *, rebuild: bool = False) -> AllBlocks:
     """The five blocks of the chapter's network side by side, each measured as `compare_blocks` measures
-    one; with `rebuild`, also what the photo rebuilt from each pool keeps of it, the five made in one
-    `invert` call (about twice the time of the chapter's pair, so off by default) (chapter "block5")."""
-    rebuilt = None
-    if rebuild:
-        made = _rebuilt(block, every=True)
-        rebuilt = [made[f"block{n}_pool"] for n in BLOCKS]
-    return AllBlocks([block_profile(block, number) for number in BLOCKS], rebuilt)
+    one; with `rebuild`, also what the photo rebuilt from each pool keeps of it (`rebuilt`, the same search
+    as in the pool's own chapter; the chapter's pair is reused) (chapter "block5")."""
+    made = [rebuilt(block, n) for n in BLOCKS] if rebuild else None
+    return AllBlocks([block_profile(block, number) for number in BLOCKS], made)
 
 
 # -- what the block keeps of the photo ------------------------------------------------------------------------
@@ -919,39 +951,32 @@ class BlockKeeps:
         kept = a.kept
         fine, rest = kept.index[0], kept.index[-1]
         text = (
-            f"Rebuilt from `{a.layer}` in {a.steps} steps, the photo's finest band ({fine} px) correlates "
+            f"Rebuilt from `{a.layer}`, the photo's finest band ({fine} px) correlates "
             f"**{_two(kept[fine])}** with the photo's and its layout **{_two(kept[rest])}**"
         )
         # the searches' start and end errors are in the side-by-side table (ERROR_ROW), not repeated here
+        missing = any(not (r.kept >= KEPT).all() for r in self.reconstructions)  # a band not kept
         if b is None:
-            return Markdown(text + "." + _falling([a]))
+            return Markdown(text + "." + _falling([a], missing))
         was = b.kept
         return Markdown(
-            text + f", against {_two(was[fine])} and {_two(was[rest])} from `{b.layer}`." + _falling([a, b])
+            text + f", against {_two(was[fine])} and {_two(was[rest])} from `{b.layer}`." + _falling([a, b], missing)
         )
 
 
-def _rebuilt(block: Block, every: bool = False) -> dict[str, Reconstruction]:
-    """The photo reconstructed from the pools the chapter shows, in ONE `invert` call, made once per chapter:
-    block 1's pool in block 1, block n−1's and block n's in blocks 2–5; with `every`, all five pools. The
-    images do not interact, so a pool's search is the one its own chapter's call runs, but batched float
-    rounding, amplified by Adam's per-number step, moves the image by several grey levels on average
-    (`invert`; block4_pool in block 4's pair and block 5's, VGG16 with random weights on the cat: 11 grey
-    levels, feature errors 3.10 % and 3.09 %, kept per scale within 0.015 at every band). All five took
-    block 5's chapter 77 s under nbmake against 37 s for its pair (idle 2-core machine), over its 45-s
-    budget, so the chapter shows the pair and `compare_all` leaves the five out by default."""
-    n = block.number
-    numbers = list(BLOCKS) if every else [n] if n == 1 else [n - 1, n]
-    layers = [f"block{m}_pool" for m in numbers]
-    made = block._once(("keeps", *layers), lambda: invert(block.model, block.photo, layers))
-    return {r.layer: r for r in made}
+def rebuilt(block: Block, number: int) -> Reconstruction:
+    """The photo reconstructed from block `number`'s pool, made once per chapter: its own `invert` call, seeded
+    with the block's number, so that whichever chapter asks for a pool (block n's, as the block before, in
+    chapter n + 1; all five in block 5's) gets the same search and the same numbers to the last digit. One call
+    per pool costs what a batched call does (image i of a batch stops at its own pool, `invert`), but a batch's
+    float rounding, amplified by Adam's per-number step, moved the image by grey levels (block chapters)."""
+    layer = f"block{_block_number(number)}_pool"
+    return block._once(("keeps", layer), lambda: invert(block.model, block.photo, layer, seed=int(number)))
 
 
 def what_it_keeps(block: Block) -> BlockKeeps:
     """The photo reconstructed by feature inversion (Mahendran & Vedaldi 2015, `vggbook.invert`) from the
-    block's pool and from the pool of the block before, in one run, on the chapter's network and photo; made
-    once per chapter (block chapters; block 1 explains the method)."""
+    block's pool and from the pool of the block before, each searched on its own (`rebuilt`), on the chapter's
+    network and photo; made once per chapter (block chapters; block 1 explains the method)."""
     n = block.number
-    rebuilt = _rebuilt(block)
-    layers = [f"block{n}_pool"] if n == 1 else [f"block{n - 1}_pool", f"block{n}_pool"]
-    return BlockKeeps(n, [rebuilt[layer] for layer in layers])
+    return BlockKeeps(n, [rebuilt(block, m) for m in ([n] if n == 1 else [n - 1, n])])

@@ -27,7 +27,15 @@ from vggbook.features import _cached, check_layer_names
 from vggbook.images import deprocess, preprocess
 from vggbook.plotting import PAGE_WIDTH, NumberedTable, numbered_table
 
-__all__ = ["Reconstruction", "invert", "kept_per_scale", "plot_reconstructions", "image_priors", "reconstruction_table"]
+__all__ = [
+    "Reconstruction",
+    "band_periods",
+    "invert",
+    "kept_per_scale",
+    "plot_reconstructions",
+    "image_priors",
+    "reconstruction_table",
+]
 
 # The objective's constants. The paper's: the exponents ALPHA = 6 and BETA = 2 it uses for CNNs, and the way each
 # term is normalised (feature loss by ||Φ0||², image in units of a typical pixel range B, α term by 1/(HW·B^α),
@@ -47,6 +55,7 @@ ADAM = (0.9, 0.999, 1e-8)  # Adam's β1, β2 and ε: Kingma & Ba's defaults
 # Steps (forward-and-gradient evaluations), the same at every depth; why 15, from benchmarks/inversion_speed.py,
 # in `invert`'s docstring.
 STEPS = 15
+LATE_STEPS = 3  # `Reconstruction.late_drop`: how much the error still fell over the search's last steps
 
 SCALES = 5  # band-pass levels of the Laplacian pyramid in `kept_per_scale`; a low-pass rest comes after them
 
@@ -95,6 +104,40 @@ def kept_per_scale(photo: np.ndarray, image: np.ndarray, scales: int = SCALES) -
     return pd.Series(values, index=pd.Index([2**k for k in range(scales + 1)], name="scale (px)"), name="kept")
 
 
+def _bands(image: np.ndarray, scales: int) -> list[np.ndarray]:
+    """The Laplacian pyramid's bands of one (H, W) image, finest first, then the low-pass rest."""
+    bands, a = [], image
+    for _ in range(scales):
+        down = cv2.pyrDown(a)
+        bands.append(a - cv2.pyrUp(down, dstsize=(a.shape[1], a.shape[0])))
+        a = down
+    return [*bands, a]
+
+
+def band_periods(size: int = 224, scales: int = SCALES) -> pd.DataFrame:
+    """Which stripes each band of `kept_per_scale`'s Laplacian pyramid holds, measured: gratings of every
+    period from 2 px (the finest a pixel grid can show) to `size` px are split into the bands, and each band
+    is given the periods whose energy (per photo pixel) it holds more of than any other band. Columns
+    "from (px)" and "to (px)" (inclusive, whole pixels), index the band's scale as in `kept_per_scale`. Block
+    chapters (block 1)."""
+    periods = np.unique(np.round(np.geomspace(2, size, 400)).astype(int))
+    x = np.arange(size, dtype=np.float32)
+    owner = []
+    for period in periods:
+        image = np.tile(np.sin(2 * np.pi * x / period), (size, 1)).astype(np.float32)
+        energy = [float(np.sum(b.astype(np.float64) ** 2) * 4**k) for k, b in enumerate(_bands(image, scales))]
+        owner.append(int(np.argmax(energy)))  # the rest is (size / 2^scales)² pixels: energy per photo pixel
+    # near a band's edge a period that does not divide the image can swing between two bands: a period belongs to
+    # the finest band that no longer period holds, so that the bands are ranges one after the other
+    owner = np.minimum.accumulate(np.array(owner)[::-1])[::-1]
+    index = pd.Index([2**k for k in range(scales + 1)], name="scale (px)")
+    rows = [
+        (int(periods[owner == k].min()), int(periods[owner == k].max())) if np.any(owner == k) else (0, 0)
+        for k in range(scales + 1)
+    ]
+    return pd.DataFrame(rows, index=index, columns=["from (px)", "to (px)"])
+
+
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson's correlation of two (h, w, colours) arrays, each colour centred on its own mean: a shared colour
     cast (the start is the mean ImageNet colour, which most photos resemble) is not structure."""
@@ -128,15 +171,25 @@ class Reconstruction:
         """The relative feature error of the starting image (mean colour plus faint noise)."""
         return float(self.errors[0])
 
-    @property
-    def late_drop(self) -> float:
-        """How much the feature error still fell over the last quarter of the steps, as a fraction of where it
+    def late_fall(self, late_steps: int = LATE_STEPS) -> float:
+        """How much the feature error still fell over the last `late_steps` steps, as a fraction of where it
         stood then: near 0 = settled, large = the optimiser was still converging when it stopped."""
+        if late_steps < 1:
+            raise ValueError(f"late_steps must be at least 1, got {late_steps}")
         if len(self.errors) < 2:
             return 0.0
-        quarter = max(1, (len(self.errors) - 1) // 4)
-        before = float(self.errors[-1 - quarter])
+        before = float(self.errors[-1 - min(late_steps, len(self.errors) - 1)])
         return 1 - self.feature_error / before if before > 0 else 0.0
+
+    @property
+    def late_drop(self) -> float:
+        """`late_fall` over the book's LATE_STEPS last steps."""
+        return self.late_fall()
+
+    @property
+    def late_steps(self) -> int:
+        """The steps `late_drop` looks back over (fewer when the search took fewer)."""
+        return min(LATE_STEPS, len(self.errors) - 1)
 
     @property
     def kept(self) -> pd.Series:
@@ -154,8 +207,9 @@ class Reconstruction:
         coarse, fine = kept.index[-1], kept.index[1]
         return Markdown(
             f"From `{self.layer}` the optimiser brought the relative feature error from {self.start_error:.1%} "
-            f"to **{self.feature_error:.1%}** in {self.steps} steps; over the last quarter of them it fell by "
-            f"{self.late_drop:.0%}{' (still falling)' if self.late_drop > 0.1 else ''}. The reconstruction's "
+            f"to **{self.feature_error:.1%}** in {self.steps} steps; over the last {self.late_steps} of them it "
+            f"fell by {self.late_drop:.0%} of its value{' (still falling)' if self.late_drop > 0.1 else ''}. "
+            f"The reconstruction's "
             f"correlation with the photo is **{kept[coarse]:.2f}** at the coarsest scale ({coarse} px) and "
             f"**{kept[fine]:.2f}** at {fine} px."
         )
@@ -265,7 +319,7 @@ def _inverter(model: keras.Model, layers: tuple[str, ...]) -> tuple[Callable, Ca
         size = rate * tf.sqrt(1 - beta2**t) / (1 - beta1**t)
         return z - size * m / (tf.sqrt(v) + eps), m, v, error
 
-    return tf.function(targets), step, param
+    return targets, step, param  # targets: one forward pass per call of `invert`, eager (no tracing to repeat)
 
 
 def _checked_photo(model: keras.Model, photo: np.ndarray) -> np.ndarray:
@@ -330,7 +384,8 @@ def invert(
     two cores, allows about 15 steps for block 5's pair, the dearest. At 15 steps blocks 1–3's reconstructions
     correlate 0.77–0.98 with the photo at 8–32 px (0.92–1.00 at 30 steps); blocks 4–5's have not settled (at
     32 px 0.31–0.77, against 0.58–0.90 at 30 steps), and at no depth has the error stopped falling (by 15–42 %
-    over the last quarter of 15–30 steps): `Reconstruction.late_drop` reports it. The same steps at every depth
+    over the last quarter of 15–30 steps): `Reconstruction.late_drop` reports the fall over the last LATE_STEPS
+    steps (3: a fifth of 15). The same steps at every depth
     make the two images of a chapter's pair equally worked, and block n−1's image in chapter n the one chapter
     n−1 shows.
 
@@ -420,15 +475,15 @@ def plot_reconstructions(reconstructions: Sequence[Reconstruction], kept_at: flo
 
 def reconstruction_table(reconstructions: Sequence[Reconstruction], name: str, caption: str) -> NumberedTable:
     """One row per reconstruction: its steps, final relative feature error, how much it still fell over the last
-    quarter of the steps, and its correlation with the photo at each scale, as a numbered table. Block
+    LATE_STEPS steps, and its correlation with the photo at each scale, as a numbered table. Block
     chapters."""
     rows = {}
     for r in reconstructions:
-        row = {"steps": r.steps, "error": r.feature_error, "last-quarter fall": r.late_drop}
+        row = {"steps": r.steps, "error": r.feature_error, f"fall over the last {r.late_steps} steps": r.late_drop}
         row.update({f"{scale} px": value for scale, value in r.kept.items()})
         rows[r.layer] = row
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "layer"
     formats = {c: "{:.2f}" for c in frame.columns if c.endswith(" px")}
-    formats.update({"error": "{:.1%}", "last-quarter fall": "{:.0%}"})
+    formats.update({"error": "{:.1%}"} | {c: "{:.0%}" for c in frame.columns if c.startswith("fall over")})
     return numbered_table(frame, name, caption, formats)

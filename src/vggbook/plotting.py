@@ -44,6 +44,14 @@ def rank_channels(fmap: np.ndarray) -> np.ndarray:
     return np.argsort(-fmap.mean(axis=(0, 1)), kind="stable")
 
 
+def montage_grid(channels: int, side: int) -> tuple[int, int, int]:
+    """How `plot_feature_maps` lays out `channels` maps of `side`×`side` units: (rows, columns, padding in
+    units between the tiles and around them). A tile's share of the montage's width is
+    side / (columns·side + (columns + 1)·padding) (block chapters)."""
+    cols = math.ceil(math.sqrt(channels))
+    return math.ceil(channels / cols), cols, max(1, side // 28)
+
+
 def plot_feature_maps(
     fmap: np.ndarray,
     layer: str = "",
@@ -70,9 +78,8 @@ def plot_feature_maps(
     low = stack.min(axis=(1, 2), keepdims=True)
     span = stack.max(axis=(1, 2), keepdims=True) - low
     stack = np.divide(stack - low, span, out=np.zeros_like(stack), where=span > 0)
-    cols = math.ceil(math.sqrt(len(order)))
-    pad = max(1, maps.shape[0] // 28)
-    grid = montage(stack, fill=np.nan, grid_shape=(math.ceil(len(order) / cols), cols), padding_width=pad)
+    rows, cols, pad = montage_grid(len(order), maps.shape[0])
+    grid = montage(stack, fill=np.nan, grid_shape=(rows, cols), padding_width=pad)
     fig = _figure(fig, (width, 0.95 * width * grid.shape[0] / grid.shape[1] + 1.2))
     ax = fig.subplots()
     colormap = matplotlib.colormaps[cmap].with_extremes(bad="white")
@@ -161,7 +168,18 @@ def draw_box(ax: plt.Axes, box: tuple[int, int, int, int], label: str = "", colo
     ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, lw=2, ec=colour))
     if label:  # above the box, or inside it when the box touches the image's top edge
         inside = y0 < 16
-        ax.text(x0 + 2, y0 + 2 if inside else y0 - 4, label, color=colour, fontsize=9, va="top" if inside else "bottom")
+        left, right = sorted(ax.get_xlim())
+        rightward = (x0 + x1) / 2 > (left + right) / 2  # a box right of the middle: the label ends at its right edge
+        ax.text(
+            x1 - 2 if rightward else x0 + 2,
+            y0 + 2 if inside else y0 - 4,
+            label,
+            color=colour,
+            fontsize=9,
+            va="top" if inside else "bottom",
+            ha="right" if rightward else "left",
+            clip_on=True,
+        )
 
 
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:

@@ -328,7 +328,9 @@ class DatasetExamples:
         """What to see in the figure: where the patches come from, and the channels silent on the photo."""
         sources = [name for found in self.found.values() for name, *_ in found]
         distinct = set(sources)
-        frequent, times = Counter(sources).most_common(1)[0]  # a tie goes to the image seen first (the strongest)
+        counted = Counter(sources)
+        times = max(counted.values())
+        frequent = [name for name in counted if counted[name] == times]  # in the order first met
         firsts = {found[0][0] for found in self.found.values() if found}
         silent = (self.silent * self.total_channels).round().astype(int)
         reference = self.silent.index[0]  # the page's photo: the first image searched
@@ -339,8 +341,13 @@ class DatasetExamples:
         h, w = self.map_size
         most = -(-h // self.apart) * -(-w // self.apart)
         return Markdown(
-            f"The {len(sources)} patches come from **{len(distinct)}** of the {len(silent)} images, {times} of them "
-            f"from {frequent}; {first}. Each is {self.field} px wide, and one image can give a channel at most "
+            f"The {len(sources)} patches come from **{len(distinct)}** of the {len(silent)} images, "
+            + (
+                f"{times} of them from {frequent[0]}"
+                if len(frequent) == 1
+                else f"{times} each from {', '.join(frequent[:-1])} and {frequent[-1]}, tied for the most"
+            )
+            + f"; {first}. Each is {self.field} px wide, and one image can give a channel at most "
             f"{most} that do not overlap (fields that reach past its edge included). "
             f"On {reference}, **{silent[reference]}** of the {self.total_channels} "
             f"channels of `{self.layer}` {'is' if silent[reference] == 1 else 'are'} zero everywhere; on every "
