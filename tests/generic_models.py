@@ -78,7 +78,10 @@ def small_residual(size: int = 176, classes: int = 4) -> keras.Model:
     """A small classifier with ResNet's parts (see the module's docstring)."""
     inputs = keras.Input((size, size, 3))
     x = layers.ZeroPadding2D(3, name="stem_pad")(inputs)
-    x = layers.Conv2D(8, 7, strides=2, name="stem_conv")(x)
+    # 16 stem channels, not 8: with 8, TensorFlow 2.20 and 2.21 (oneDNN) abort on an AVX2 CPU (AMD EPYC) when
+    # they compute the kernel gradient of the 1×1 stride-2 shortcut below on its even 44×44 map, which every
+    # gradient through this network does (Grad-CAM's tape records the whole forward pass).
+    x = layers.Conv2D(16, 7, strides=2, name="stem_conv")(x)
     x = layers.Activation("relu", name="stem_relu")(layers.BatchNormalization(name="stem_bn")(x))
     x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(layers.ZeroPadding2D(1, name="pool_pad")(x))
     shortcut = layers.BatchNormalization(name="a_0_bn")(layers.Conv2D(16, 1, strides=2, name="a_0_conv")(x))
