@@ -470,3 +470,20 @@ def test_dataset_examples_count_shared_images_and_patches_past_the_edge():
     assert "**1** of those 4 images are in the rows of two or more channels" in text
     assert "come from 2 different images, and 2 of the 3 channels share the image of their strongest" in text
     assert "**3** of the 5 reach past their image's edge" in text
+
+
+def test_band_grid_sets_the_bands_periods_beside_the_grid_of_positions(small_block):
+    from vggbook.blocks import BandGrid
+
+    grid = vggbook.band_grid(small_block)  # block2_pool: positions 4 px apart, two per period from 8 px
+    assert grid.layer == "block2_pool" and grid.apart == int(small_block.table.loc["block2_pool", "stride"])
+    bands = grid.bands
+    assert (grid.finer["to (px)"] < grid.period).all() and (grid.straddling["from (px)"] < grid.period).all()
+    assert (grid.straddling["to (px)"] >= grid.period).all()
+    assert len(grid.finer) + len(grid.straddling) + int((bands["from (px)"] >= grid.period).sum()) == len(bands)
+    sixteen = BandGrid("block4_pool", 16, vggbook.band_periods()).summary.data
+    assert sixteen.startswith("Neighbouring positions of `block4_pool` are 16 px of the photo apart, so its grid")
+    assert "only for stripes of 32 px or more. The 1, 2 and 4 px bands (periods 2–25 px) hold only shorter" in sixteen
+    assert "the 8 px band (periods 26–53 px) straddles that period" in sixteen
+    with pytest.raises(ValueError, match="no layer"):
+        vggbook.band_grid(small_block, "block9_pool")

@@ -33,6 +33,7 @@ from vggbook.inversion import (
     LATE_STEPS,
     STEPS,
     Reconstruction,
+    band_periods,
     invert,
     near_threshold,
     plot_reconstructions,
@@ -54,6 +55,7 @@ from vggbook.weights import describe_weights
 __all__ = [
     "Block",
     "activation_stats",
+    "band_grid",
     "block_cost",
     "channel_examples",
     "check_block",
@@ -1028,3 +1030,71 @@ def what_it_keeps(block: Block) -> BlockKeeps:
     network and photo; made once per chapter (block chapters; block 1 explains the method)."""
     n = block.number
     return BlockKeeps(n, [rebuilt(block, m) for m in ([n] if n == 1 else [n - 1, n])])
+
+
+@dataclass
+class BandGrid:
+    """`band_grid`'s result: the px between neighbouring positions of a layer (its effective stride), the
+    stripes each band of the Laplacian pyramid holds (`band_periods`), and which bands hold only stripes
+    shorter than two positions (`finer`) or straddle that period (`straddling`)."""
+
+    layer: str
+    apart: int
+    bands: pd.DataFrame
+
+    @property
+    def period(self) -> int:
+        """The shortest period the layer's grid has two positions in."""
+        return 2 * self.apart
+
+    @property
+    def spacing(self) -> str:
+        """The sentence that gives the grid's spacing and the shortest period it has two positions in."""
+        return (
+            f"Neighbouring positions of `{self.layer}` are {self.apart} px of the photo apart, so its grid has "
+            f"two positions per period only for stripes of {self.period} px or more."
+        )
+
+    @property
+    def finer(self) -> pd.DataFrame:
+        return self.bands[self.bands["to (px)"] < self.period]
+
+    @property
+    def straddling(self) -> pd.DataFrame:
+        b = self.bands
+        return b[(b["from (px)"] < self.period) & (b["to (px)"] >= self.period)]
+
+    @property
+    def summary(self) -> Markdown:
+        """`spacing`, then which bands hold stripes shorter than that period, straddle it, or hold longer ones."""
+
+        def periods(rows: pd.DataFrame) -> str:
+            return f"periods {rows['from (px)'].min()}–{rows['to (px)'].max()} px"
+
+        def bands(rows: pd.DataFrame) -> str:
+            names = [f"{s}" for s in rows.index]
+            listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+            return f"the {listed} px band{'s' * (len(names) > 1)} ({periods(rows)})"
+
+        def verb(rows: pd.DataFrame, singular: str, plural: str) -> str:
+            return singular if len(rows) == 1 else plural
+
+        parts = []
+        if len(finer := self.finer):
+            parts.append(f"{bands(finer)} {verb(finer, 'holds', 'hold')} only shorter stripes")
+        if len(across := self.straddling):
+            parts.append(f"{bands(across)} {verb(across, 'straddles', 'straddle')} that period")
+        longer = self.bands[self.bands["from (px)"] >= self.period]
+        if len(longer):
+            parts.append(f"{bands(longer)} {verb(longer, 'holds', 'hold')} only longer stripes")
+        text = "; ".join(parts)
+        return Markdown(f"{self.spacing} {text[0].upper()}{text[1:]}.")
+
+
+def band_grid(block: Block, layer: str | None = None) -> BandGrid:
+    """The bands of the reconstruction's Laplacian pyramid beside the grid of `layer` (default: the block's
+    pool): which hold stripes finer than two of its positions can sample (block chapters 1 and 4)."""
+    layer = block.layers[-1] if layer is None else layer
+    if layer not in block.table.index:
+        raise ValueError(f"no layer {layer!r} in the layer table")
+    return BandGrid(layer, int(block.table.loc[layer, "stride"]), band_periods())
