@@ -467,7 +467,7 @@ def test_dataset_examples_count_shared_images_and_patches_past_the_edge():
     assert examples.past_edge == 3
     assert examples.shared == (1, 2)  # coffee is in two channels' rows, and channels 0 and 1 both start with it
     text = examples.summary.data
-    assert "**1** of those 4 images are in the rows of two or more channels" in text
+    assert "**1** of those 4 images is in the rows of two or more channels" in text
     assert "come from 2 different images, and 2 of the 3 channels share the image of their strongest" in text
     assert "**3** of the 5 reach past their image's edge" in text
 

@@ -727,9 +727,9 @@ class BlockComparison:
                 f" In {steps} steps, neither the search on block {m}'s pool nor the one on block {n}'s recovered "
                 f"the photo's coarsest band, the layout {rule}."
             )
-        no_layout = "not even its coarsest band, the layout"
-        got = no_layout if after is None else f"every band from **{after} px** up"
-        text = f" In {steps} steps, the search on block {n}'s pool recovered {got} of the photo"
+        no_layout = "not even the photo's coarsest band, the layout"
+        got = no_layout if after is None else f"every band of the photo from **{after} px** up"
+        text = f" In {steps} steps, the search on block {n}'s pool recovered {got}"
         if m > 0:
             text += f", the one on block {m}'s " + (no_layout if before is None else f"every band from {before} px up")
         return text + f" {rule}."

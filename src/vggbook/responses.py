@@ -368,9 +368,15 @@ class DatasetExamples:
                 if len(frequent) == 1
                 else f"{times} each from {', '.join(frequent[:-1])} and {frequent[-1]}, tied for the most"
             )
-            + f"; **{in_rows}** of those {len(distinct)} images are in the rows of two or more channels; {first}. "
+            + (
+                f"; **all {in_rows}** of those images are"
+                if in_rows == len(distinct) > 1
+                else f"; **{in_rows}** of those {len(distinct)} images {'is' if in_rows == 1 else 'are'}"
+            )
+            + f" in the rows of two or more channels; {first}. "
             f"Each patch is {self.field} px wide, one image can give a channel at most {most} that do not overlap, "
-            f"and **{past}** of the {len(sources)} reach past their image's edge (the dashed line). "
+            f"and **{past}** of the {len(sources)} {'reaches' if past == 1 else 'reach'} past their image's edge "
+            "(the dashed line). "
             f"On {reference}, **{silent[reference]}** of the {self.total_channels} "
             f"channels of `{self.layer}` {'is' if silent[reference] == 1 else 'are'} zero everywhere; on every "
             f"image, **{self.silent_everywhere}**."
