@@ -375,8 +375,9 @@ class DatasetExamples:
             )
             + f" in the rows of two or more channels; {first}. "
             f"Each patch is {self.field} px wide, one image can give a channel at most {most} that do not overlap, "
-            f"and **{past}** of the {len(sources)} {'reaches past its' if past == 1 else 'reach past their'} image's edge "
-            "(the dashed line). "
+            f"and **{past}** of the {len(sources)} "
+            + ("reaches past its" if past == 1 else "reach past their")
+            + " image's edge (the dashed line). "
             f"On {reference}, **{silent[reference]}** of the {self.total_channels} "
             f"channels of `{self.layer}` {'is' if silent[reference] == 1 else 'are'} zero everywhere; on every "
             f"image, **{self.silent_everywhere}**."
