@@ -1,6 +1,6 @@
 """What a layer keeps of the photograph: the photo reconstructed from the layer's output by feature
 inversion (Mahendran & Vedaldi 2015), and how much of it comes back at each spatial scale. The block
-chapters show block n's reconstruction beside block n−1's (section "what this block keeps of the photo").
+chapters show block n's reconstruction beside block n−1's (section "what the search recovers from the block's pool").
 
 The objective is the paper's; the optimiser is ours, chosen by measurement (`benchmarks/inversion_speed.py`):
 the book's time budget allows tens of steps, not the paper's hundreds, so the image is parametrised by its
