@@ -215,6 +215,16 @@ def test_table_and_summary_hold_the_measured_numbers(pool1):
     assert f"{pool1.feature_error:.1%}" in text and f"{pool1.kept[32]:.2f}" in text and "30 steps" in text
 
 
+def test_table_with_a_threshold_shows_correlations_that_read_true_against_it(pool1):
+    threshold = round(float(pool1.kept[32]), 2)  # a rule that two decimals of this band would seem to meet
+    shown = vggbook.reconstruction_table([pool1], "tab-test", "Test.", kept_at=threshold)._repr_markdown_()
+    assert vggbook.near_threshold(pool1.kept[32], threshold) in shown
+    assert vggbook.near_threshold(pool1.kept[32], threshold) != f"{pool1.kept[32]:.2f}" or pool1.kept[32] == threshold
+    fig = vggbook.plot_reconstructions([pool1], kept_at=0.5)
+    (curves,) = [ax for ax in fig.axes if ax.lines]
+    assert "recovered (≥ 0.5)" in [line.get_label() for line in curves.get_lines()]
+
+
 def test_late_fall_is_the_fall_over_the_last_steps(pool1):
     errors = pool1.errors
     assert pool1.late_fall(3) == pytest.approx(1 - errors[-1] / errors[-4])

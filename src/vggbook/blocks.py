@@ -29,7 +29,16 @@ from vggbook.features import feature_maps
 from vggbook.images import GALLERY, preprocess, sample_image
 from vggbook.images import photo as read_photo
 from vggbook.interpret import effective_receptive_field
-from vggbook.inversion import LATE_STEPS, STEPS, Reconstruction, invert, plot_reconstructions, reconstruction_table
+from vggbook.inversion import (
+    LATE_STEPS,
+    STEPS,
+    Reconstruction,
+    band_periods,
+    invert,
+    near_threshold,
+    plot_reconstructions,
+    reconstruction_table,
+)
 from vggbook.plotting import (
     PAGE_WIDTH,
     NumberedTable,
@@ -46,6 +55,7 @@ from vggbook.weights import describe_weights
 __all__ = [
     "Block",
     "activation_stats",
+    "band_grid",
     "block_cost",
     "channel_examples",
     "check_block",
@@ -550,16 +560,16 @@ def _change(label: str, before: BlockProfile, after: BlockProfile) -> str:
     return f"×{new / old:.2g}"
 
 
-def _two(value: float, sign: str = "") -> str:
-    """A correlation with two decimals, never "-0.00"; `sign="+"` for a difference."""
-    return f"{round(float(value), 2) + 0.0:{sign}.2f}"
+def _two(value: float) -> str:
+    """A correlation with two decimals, three where two would round it onto KEPT (`near_threshold`)."""
+    return near_threshold(value, KEPT)
 
 
 REBUILT = f"photo rebuilt from its pool in {STEPS} steps"  # the prefix of every reconstruction row
 KEPT_ROWS = (
     f"{REBUILT}: correlation, finest detail (1 px band)",
     f"{REBUILT}: correlation, layout (coarsest band)",
-    f"{REBUILT}: every band kept from (px; kept = correlation ≥ {{kept}})",
+    f"{REBUILT}: every band recovered from (px; recovered = correlation ≥ {{kept}})",
 )
 ERROR_ROW = (
     f"{REBUILT}: relative feature error of the start image → of the result (fall over the last {LATE_STEPS} steps)"
@@ -573,8 +583,8 @@ def _error(r: Reconstruction) -> str:
 
 def _falling(recs: list[Reconstruction], missing: bool = True) -> str:
     """A sentence on whether the search was still lowering the error when it stopped (a fall of more than 10 %
-    of its value over its last LATE_STEPS steps); if it was and a band is `missing` (not kept), the band is not
-    shown to be lost."""
+    of its value over its last LATE_STEPS steps); if it was and a band is `missing` (not recovered), the band is
+    not shown to be lost."""
     drops = " and ".join(f"{r.late_drop:.0%}" for r in recs)
     steps = max(getattr(r, "late_steps", LATE_STEPS) for r in recs)
     its, error, search = ("its", "error", "search") if len(recs) == 1 else ("their", "errors", "searches")
@@ -634,13 +644,13 @@ class BlockComparison:
         }
         rows = list(PROFILE_ROWS)
         if (kept := self.kept()) is not None:
+            # no change for these rows: two searches on two different layers, not one quantity that grew
             made = _rebuilt_rows([self.keeps.before, self.keeps.after], kept[1].index)
-            changes = [_two(round(kept[1].iloc[i], 2) - round(kept[0].iloc[i], 2), "+") for i in (0, -1)]
-            for (label, (before, after)), change in zip(made.items(), [*changes, "–", "–"], strict=True):
+            for label, (before, after) in made.items():
                 rows.append(label)
                 columns[b.label].append(before)
                 columns[a.label].append(after)
-                columns["change"].append(change)
+                columns["change"].append("–")
         return pd.DataFrame(columns, index=pd.Index(rows, name="on the photo"))
 
     @property
@@ -709,18 +719,19 @@ class BlockComparison:
         if (kept := self.kept()) is None:
             return ""
         before, after = (BlockKeeps.finest(k) for k in kept)
-        rule = f"(a band is kept where it correlates {KEPT} or more with the photo's)"
+        rule = f"(a band counts as recovered where it correlates {KEPT} or more with the photo's)"
         n, m = self.after.number, self.before.number
+        steps = self.keeps.after.steps
         if m > 0 and before is None and after is None:
             return (
-                f" Rebuilt in {self.keeps.after.steps} steps, the photo from neither block {m}'s pool nor block "
-                f"{n}'s keeps its coarsest band, the layout {rule}."
+                f" In {steps} steps, neither the search on block {m}'s pool nor the one on block {n}'s recovered "
+                f"the photo's coarsest band, the layout {rule}."
             )
-        no_layout = "not even its coarsest band, the layout"
-        keeps = no_layout if after is None else f"every band from **{after} px** up"
-        text = f" Rebuilt in {self.keeps.after.steps} steps, the photo from block {n}'s pool keeps {keeps}"
+        no_layout = "not even the photo's coarsest band, the layout"
+        got = no_layout if after is None else f"every band of the photo from **{after} px** up"
+        text = f" In {steps} steps, the search on block {n}'s pool recovered {got}"
         if m > 0:
-            text += f", from block {m}'s " + (no_layout if before is None else f"every band from {before} px up")
+            text += f", the one on block {m}'s " + (no_layout if before is None else f"every band from {before} px up")
         return text + f" {rule}."
 
 
@@ -888,12 +899,35 @@ class AllBlocks:
         layout = [k.iloc[-1] for k in kept]
         detail = [k.iloc[0] for k in kept]
         layout_trend = _trend(layout)
+        drops = [r.late_drop for r in self.rebuilt]
+        steps = self.rebuilt[0].steps
+        late = max(r.late_steps for r in self.rebuilt)
+        unsettled = sum(d > 0.1 for d in drops)
+        if unsettled == 0:
+            settled = (
+                f"All five searches had settled (their errors fell by at most {max(drops):.0%} over their last "
+                f"{late} steps)."
+            )
+        else:
+            which = (
+                "None of the five searches"
+                if unsettled == len(drops)
+                else f"{len(drops) - unsettled} of the five searches"
+            )
+            settled = (
+                f"{which} had settled in {steps} steps: over their last {late} steps the errors still fell by "
+                f"{min(drops):.0%} to {max(drops):.0%} of their value, so these are what each search recovered in its "
+                "budget, not all that each block keeps."
+            )
         return (
-            f"The finest scale from which the photo rebuilt from a block's pool keeps every band {trend} "
-            f"(blocks 1–5: {shown}). Its correlation with the photo goes from {_two(detail[0])} after block 1 to "
-            f"{_two(detail[-1])} after block 5 in the finest detail, and from {_two(layout[0])} to "
+            f"The finest scale from which the search on a block's pool recovered every band {trend} "
+            f"(blocks 1–5: {shown}). The rebuilt photo's correlation with the photo goes from {_two(detail[0])} after "
+            f"block 1 to {_two(detail[-1])} after block 5 in the finest detail, and from {_two(layout[0])} to "
             f"{_two(layout[-1])} in the layout"
-            + (f"; the layout's correlation {layout_trend}." if layout_trend else ".")
+            + (f"; the layout's correlation {layout_trend}. " if layout_trend else ". ")
+            + settled
+            + " The relative feature errors of the last row are not comparable across blocks: each is measured on "
+            "its own layer's output, a different set of features on a different scale."
         )
 
 
@@ -907,13 +941,13 @@ def compare_all(block: Block, *, rebuild: bool = False) -> AllBlocks:
 
 # -- what the block keeps of the photo ------------------------------------------------------------------------
 
-KEPT = 0.5  # a band of the photo counts as kept where the reconstruction correlates with it at least this much
+KEPT = 0.5  # a band of the photo counts as recovered where the reconstruction correlates with it at least this much
 
 
 @dataclass
 class BlockKeeps:
     """`what_it_keeps`' result: the photo reconstructed from the block's pool and, beside it, from the pool of
-    the block before (block 1: its pool alone), with what each keeps of the photo at each scale."""
+    the block before (block 1: its pool alone), with what each search recovered of the photo at each scale."""
 
     number: int
     reconstructions: list[Reconstruction]  # the block before's (if any), then the block's
@@ -933,11 +967,16 @@ class BlockKeeps:
     def table(self) -> NumberedTable:
         n = self.number
         beside = "" if self.before is None else f", beside block {n - 1}'s"
-        return reconstruction_table(self.reconstructions, f"tab-block{n}-keeps", f"What block {n} keeps{beside}.")
+        return reconstruction_table(
+            self.reconstructions,
+            f"tab-block{n}-keeps",
+            f"What the search recovered from block {n}'s pool{beside}.",
+            KEPT,
+        )
 
     @staticmethod
     def finest(kept: pd.Series) -> int | None:
-        """The finest scale (px) from which on every band is kept (correlation ≥ KEPT), or None."""
+        """The finest scale (px) from which on every band is recovered (correlation ≥ KEPT), or None."""
         found = None
         for scale, value in kept[::-1].items():  # from the coarsest band down
             if not value >= KEPT:
@@ -954,13 +993,24 @@ class BlockKeeps:
             f"Rebuilt from `{a.layer}`, the photo's finest band ({fine} px) correlates "
             f"**{_two(kept[fine])}** with the photo's and its layout **{_two(kept[rest])}**"
         )
-        # the searches' start and end errors are in the side-by-side table (ERROR_ROW), not repeated here
-        missing = any(not (r.kept >= KEPT).all() for r in self.reconstructions)  # a band not kept
+        # the searches' start and end errors and late falls are in the side-by-side table (ERROR_ROW); whether
+        # the search settled is said once, in block 1 (`caveat`), and for all five blocks in block 5's summary
         if b is None:
-            return Markdown(text + "." + _falling([a], missing))
+            return Markdown(text + "." + self.caveat)
         was = b.kept
-        return Markdown(
-            text + f", against {_two(was[fine])} and {_two(was[rest])} from `{b.layer}`." + _falling([a, b], missing)
+        return Markdown(text + f", against {_two(was[fine])} and {_two(was[rest])} from `{b.layer}`.")
+
+    @property
+    def caveat(self) -> str:
+        """Whether the search on the block's pool had settled when it stopped, and if not, what the block
+        chapters' "recovered" means: what a search of STEPS steps found, not all the block keeps (block 1)."""
+        a = self.after
+        text = _falling([a], missing=not (a.kept >= KEPT).all())
+        if a.late_drop <= 0.1:
+            return text
+        return text + (
+            f" So the block chapters say what a search of {a.steps} steps *recovered* from a block's pool, not what "
+            "the block keeps: a band it did not recover may be in the block's output all the same."
         )
 
 
@@ -980,3 +1030,71 @@ def what_it_keeps(block: Block) -> BlockKeeps:
     network and photo; made once per chapter (block chapters; block 1 explains the method)."""
     n = block.number
     return BlockKeeps(n, [rebuilt(block, m) for m in ([n] if n == 1 else [n - 1, n])])
+
+
+@dataclass
+class BandGrid:
+    """`band_grid`'s result: the px between neighbouring positions of a layer (its effective stride), the
+    stripes each band of the Laplacian pyramid holds (`band_periods`), and which bands hold only stripes
+    shorter than two positions (`finer`) or straddle that period (`straddling`)."""
+
+    layer: str
+    apart: int
+    bands: pd.DataFrame
+
+    @property
+    def period(self) -> int:
+        """The shortest period the layer's grid has two positions in."""
+        return 2 * self.apart
+
+    @property
+    def spacing(self) -> str:
+        """The sentence that gives the grid's spacing and the shortest period it has two positions in."""
+        return (
+            f"Neighbouring positions of `{self.layer}` are {self.apart} px of the photo apart, so its grid has "
+            f"two positions per period only for stripes of {self.period} px or more."
+        )
+
+    @property
+    def finer(self) -> pd.DataFrame:
+        return self.bands[self.bands["to (px)"] < self.period]
+
+    @property
+    def straddling(self) -> pd.DataFrame:
+        b = self.bands
+        return b[(b["from (px)"] < self.period) & (b["to (px)"] >= self.period)]
+
+    @property
+    def summary(self) -> Markdown:
+        """`spacing`, then which bands hold stripes shorter than that period, straddle it, or hold longer ones."""
+
+        def periods(rows: pd.DataFrame) -> str:
+            return f"periods {rows['from (px)'].min()}–{rows['to (px)'].max()} px"
+
+        def bands(rows: pd.DataFrame) -> str:
+            names = [f"{s}" for s in rows.index]
+            listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+            return f"the {listed} px band{'s' * (len(names) > 1)} ({periods(rows)})"
+
+        def verb(rows: pd.DataFrame, singular: str, plural: str) -> str:
+            return singular if len(rows) == 1 else plural
+
+        parts = []
+        if len(finer := self.finer):
+            parts.append(f"{bands(finer)} {verb(finer, 'holds', 'hold')} only shorter stripes")
+        if len(across := self.straddling):
+            parts.append(f"{bands(across)} {verb(across, 'straddles', 'straddle')} that period")
+        longer = self.bands[self.bands["from (px)"] >= self.period]
+        if len(longer):
+            parts.append(f"{bands(longer)} {verb(longer, 'holds', 'hold')} only longer stripes")
+        text = "; ".join(parts)
+        return Markdown(f"{self.spacing} {text[0].upper()}{text[1:]}.")
+
+
+def band_grid(block: Block, layer: str | None = None) -> BandGrid:
+    """The bands of the reconstruction's Laplacian pyramid beside the grid of `layer` (default: the block's
+    pool): which hold stripes finer than two of its positions can sample (block chapters 1 and 4)."""
+    layer = block.layers[-1] if layer is None else layer
+    if layer not in block.table.index:
+        raise ValueError(f"no layer {layer!r} in the layer table")
+    return BandGrid(layer, int(block.table.loc[layer, "stride"]), band_periods())

@@ -1,6 +1,6 @@
 """What a layer keeps of the photograph: the photo reconstructed from the layer's output by feature
 inversion (Mahendran & Vedaldi 2015), and how much of it comes back at each spatial scale. The block
-chapters show block n's reconstruction beside block n−1's (section "what this block keeps of the photo").
+chapters show block n's reconstruction beside block n−1's (section "what the search recovers from the block's pool").
 
 The objective is the paper's; the optimiser is ours, chosen by measurement (`benchmarks/inversion_speed.py`):
 the book's time budget allows tens of steps, not the paper's hundreds, so the image is parametrised by its
@@ -34,6 +34,7 @@ __all__ = [
     "kept_per_scale",
     "plot_reconstructions",
     "image_priors",
+    "near_threshold",
     "reconstruction_table",
 ]
 
@@ -136,6 +137,16 @@ def band_periods(size: int = 224, scales: int = SCALES) -> pd.DataFrame:
         for k in range(scales + 1)
     ]
     return pd.DataFrame(rows, index=index, columns=["from (px)", "to (px)"])
+
+
+def near_threshold(value: float, threshold: float) -> str:
+    """`value` with two decimals, or more where two would round it onto `threshold` (0.496 is "0.496", not
+    "0.50", beside a rule "at least 0.5"), so that a comparison with the threshold reads true; never "-0.00".
+    Block chapters (correlations against the recovered rule, selectivity against 0.3)."""
+    value, places = float(value), 2
+    while places < 6 and value != threshold and round(value, places) == round(threshold, places):
+        places += 1
+    return f"{round(value, places) + 0.0:.{places}f}"
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -435,8 +446,8 @@ def invert(
 
 def plot_reconstructions(reconstructions: Sequence[Reconstruction], kept_at: float | None = None) -> Figure:
     """The photo and each reconstruction side by side, titled with the layer and its final relative feature
-    error, and below them what each keeps of the photo at each scale (`kept_per_scale`), with a dotted line
-    at `kept_at` if given (the block chapters' rule for a kept band). Block chapters."""
+    error, and below them each one's correlation with the photo at each scale (`kept_per_scale`), with a dotted
+    line at `kept_at` if given (the block chapters' rule for a band the search recovered). Block chapters."""
     recs = list(reconstructions)
     if not recs or not all(isinstance(r, Reconstruction) for r in recs):
         raise TypeError("plot_reconstructions needs a non-empty list of Reconstruction (from vggbook.invert)")
@@ -462,21 +473,23 @@ def plot_reconstructions(reconstructions: Sequence[Reconstruction], kept_at: flo
     ax.set_ylim(min(-0.1, np.nanmin([r.kept.min() for r in recs]) - 0.05), 1.05)
     ax.axhline(0, color="grey", lw=0.8)
     if kept_at is not None:
-        ax.axhline(kept_at, color="black", lw=0.8, ls=":", label=f"kept (≥ {kept_at:g})")
+        ax.axhline(kept_at, color="black", lw=0.8, ls=":", label=f"recovered (≥ {kept_at:g})")
     ax.set_xlabel("scale (px): band of the Laplacian pyramid")
     ax.set_ylabel("correlation\nwith the photo")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     steps = {r.steps for r in recs}
     after = f" after {steps.pop()} steps" if len(steps) == 1 else ""
-    fig.suptitle(f"The photo reconstructed from each layer{after}, and what it keeps at each scale", fontsize=10)
+    fig.suptitle(f"The photo reconstructed from each layer{after}, and what came back at each scale", fontsize=10)
     return fig
 
 
-def reconstruction_table(reconstructions: Sequence[Reconstruction], name: str, caption: str) -> NumberedTable:
+def reconstruction_table(
+    reconstructions: Sequence[Reconstruction], name: str, caption: str, kept_at: float | None = None
+) -> NumberedTable:
     """One row per reconstruction: its steps, final relative feature error, how much it still fell over the last
-    LATE_STEPS steps, and its correlation with the photo at each scale, as a numbered table. Block
-    chapters."""
+    LATE_STEPS steps, and its correlation with the photo at each scale, as a numbered table; with `kept_at`, a
+    correlation that two decimals would round onto it gets three (`near_threshold`). Block chapters."""
     rows = {}
     for r in reconstructions:
         row = {"steps": r.steps, "error": r.feature_error, f"fall over the last {r.late_steps} steps": r.late_drop}
@@ -484,6 +497,7 @@ def reconstruction_table(reconstructions: Sequence[Reconstruction], name: str, c
         rows[r.layer] = row
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "layer"
-    formats = {c: "{:.2f}" for c in frame.columns if c.endswith(" px")}
+    shown = "{:.2f}".format if kept_at is None else (lambda v: near_threshold(v, kept_at))
+    formats = {c: shown for c in frame.columns if c.endswith(" px")}
     formats.update({"error": "{:.1%}"} | {c: "{:.0%}" for c in frame.columns if c.startswith("fall over")})
     return numbered_table(frame, name, caption, formats)

@@ -324,8 +324,22 @@ class DatasetExamples:
         return fig
 
     @property
+    def past_edge(self) -> int:
+        """How many of the shown patches are fields that reach past their image's edge (dashed in the figure)."""
+        return sum((h, w) != (self.field, self.field) for parts in self.inside.values() for _, _, h, w in parts)
+
+    @property
+    def shared(self) -> tuple[int, int]:
+        """How many of the images in the rows appear in two or more channels' rows, and how many channels have
+        their strongest patch in an image that is another channel's strongest too."""
+        rows = Counter(name for found in self.found.values() for name in {n for n, *_ in found})
+        firsts = Counter(found[0][0] for found in self.found.values() if found)
+        return sum(count > 1 for count in rows.values()), sum(count for count in firsts.values() if count > 1)
+
+    @property
     def summary(self) -> Markdown:
-        """What to see in the figure: where the patches come from, and the channels silent on the photo."""
+        """What to see in the figure: where the patches come from, how many images the channels share, how
+        many patches reach past an image's edge, and the channels silent on the photo."""
         sources = [name for found in self.found.values() for name, *_ in found]
         distinct = set(sources)
         counted = Counter(sources)
@@ -334,12 +348,19 @@ class DatasetExamples:
         firsts = {found[0][0] for found in self.found.values() if found}
         silent = (self.silent * self.total_channels).round().astype(int)
         reference = self.silent.index[0]  # the page's photo: the first image searched
-        if len(firsts) == 1 and len(self.channels) > 1:
-            first = f"all {len(self.channels)} channels have their strongest patch in {next(iter(firsts))}"
+        in_rows, same_first = self.shared
+        channels = len(self.channels)
+        if len(firsts) == 1 and channels > 1:
+            first = f"all {channels} channels have their strongest patch in {next(iter(firsts))}"
         else:
-            first = f"their strongest patches come from {len(firsts)} different images"
+            first = (
+                f"their strongest patches come from {len(firsts)} different images, and "
+                + (f"all {channels}" if same_first == channels else f"{same_first} of the {channels}")
+                + " channels share the image of their strongest patch with another channel"
+            )
         h, w = self.map_size
         most = -(-h // self.apart) * -(-w // self.apart)
+        past = self.past_edge
         return Markdown(
             f"The {len(sources)} patches come from **{len(distinct)}** of the {len(silent)} images, "
             + (
@@ -347,8 +368,16 @@ class DatasetExamples:
                 if len(frequent) == 1
                 else f"{times} each from {', '.join(frequent[:-1])} and {frequent[-1]}, tied for the most"
             )
-            + f"; {first}. Each is {self.field} px wide, and one image can give a channel at most "
-            f"{most} that do not overlap (fields that reach past its edge included). "
+            + (
+                f"; **all {in_rows}** of those images are"
+                if in_rows == len(distinct) > 1
+                else f"; **{in_rows}** of those {len(distinct)} images {'is' if in_rows == 1 else 'are'}"
+            )
+            + f" in the rows of two or more channels; {first}. "
+            f"Each patch is {self.field} px wide, one image can give a channel at most {most} that do not overlap, "
+            f"and **{past}** of the {len(sources)} "
+            + ("reaches past its" if past == 1 else "reach past their")
+            + " image's edge (the dashed line). "
             f"On {reference}, **{silent[reference]}** of the {self.total_channels} "
             f"channels of `{self.layer}` {'is' if silent[reference] == 1 else 'are'} zero everywhere; on every "
             f"image, **{self.silent_everywhere}**."
