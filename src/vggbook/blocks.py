@@ -731,7 +731,9 @@ class BlockComparison:
         got = no_layout if after is None else f"every band of the photo from **{after} px** up"
         text = f" In {steps} steps, the search on block {n}'s pool recovered {got}"
         if m > 0:
-            text += f", the one on block {m}'s " + (no_layout if before is None else f"every band from {before} px up")
+            text += f"; the search on block {m}'s pool recovered " + (
+                no_layout if before is None else f"every band from {before} px up"
+            )
         return text + f" {rule}."
 
 
