@@ -98,6 +98,10 @@ def test_pooled_features_match_one_pass_in_any_slices() -> None:
     np.testing.assert_allclose(sliced["p1"], whole["p1"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(pooled["p2"], whole["p2"].mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
     assert pooled["p2"].shape == (7, 6)
+    mixed = vggbook.pooled_features(base, x, ["p1", "p2"], pool=["p1"], batch_size=4)
+    assert mixed["p1"].shape == (7, 4) and mixed["p2"].shape == whole["p2"].shape
+    with pytest.raises(ValueError, match="not requested"):
+        vggbook.pooled_features(base, x, ["p1"], pool=["p2"])
     with pytest.raises(ValueError, match="batch of images"):
         vggbook.pooled_features(base, x[0], ["p1"])
     with pytest.raises(ValueError, match="batch_size"):

@@ -155,21 +155,24 @@ def radial_spectrum(images: np.ndarray, bins: int = 24) -> np.ndarray:
 
 
 def pooled_features(
-    model: keras.Model, x: np.ndarray, layers: list[str], *, pool: bool = True, batch_size: int = 32
+    model: keras.Model, x: np.ndarray, layers: list[str], *, pool: bool | list[str] = True, batch_size: int = 32
 ) -> dict[str, np.ndarray]:
     """{layer: output} for the named layers of `model` on the already preprocessed images `x`, one forward pass
-    per slice of `batch_size` images (`vggbook.feature_maps`); with `pool`, each map is averaged over its
-    positions (global average pooling), N×channels. Chapter "transfer"."""
+    per slice of `batch_size` images (`vggbook.feature_maps`); with `pool` True (or for the layers it lists),
+    each map is averaged over its positions (global average pooling), N×channels. Chapter "transfer"."""
     x = np.asarray(x)
     if x.ndim != 4:
         raise ValueError(f"expected a batch of images (N, H, W, C), got shape {x.shape}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    pooled = set(layers) if pool is True else set(pool or [])
+    if pooled - set(layers):
+        raise ValueError(f"pool names layers that are not requested: {sorted(pooled - set(layers))}")
     parts: dict[str, list[np.ndarray]] = {name: [] for name in layers}
     for start in range(0, len(x), batch_size):
         maps = feature_maps(model, x[start : start + batch_size], layers)
         for name in layers:
-            parts[name].append(maps[name].mean(axis=(1, 2)) if pool else maps[name])
+            parts[name].append(maps[name].mean(axis=(1, 2)) if name in pooled else maps[name])
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
