@@ -13,7 +13,7 @@ import numpy as np
 
 import vggbook
 
-SIZE, BATCH = 64, 8
+SIZE, BATCH = 96, 8  # the chapter's image size and batch
 
 
 def head(shape: tuple[int, ...], classes: int) -> keras.Model:

@@ -121,3 +121,23 @@ def test_clone_top_copies_weights_and_leaves_the_base_alone() -> None:
     assert vggbook.count_trainable(base) == 3 * 3 * 4 * 6 + 6
     with pytest.raises(ValueError, match="no layer"):
         vggbook.clone_top(base, "block5_conv1")
+
+
+def test_train_linear_is_plain_gradient_descent_on_standardised_features() -> None:
+    # train_linear runs its steps in the span of the training rows; the same steps written on the weights
+    # directly must give the same classifier
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(2, 3, (12, 30)), rng.integers(0, 3, 12)
+    model = vggbook.train_linear(x, y, classes=3, steps=40, learning_rate=0.3, l2=0.05, seed=4)
+    z = ((x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6)).astype(np.float32)
+    w = np.random.default_rng(4).normal(0, 0.01, (30, 3)).astype(np.float32)
+    b = np.zeros(3, np.float32)
+    for _ in range(40):
+        logits = z @ w + b
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        grad = (p - np.eye(3)[y]) / 12
+        w -= 0.3 * (z.T @ grad + 0.05 * w)
+        b -= 0.3 * grad.sum(axis=0)
+    np.testing.assert_allclose(model.weights, w, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.bias, b, rtol=1e-4, atol=1e-5)
