@@ -224,7 +224,8 @@ def train_linear(
     classes = int(y.max()) + 1 if classes is None else classes
     if y.min() < 0 or y.max() >= classes:
         raise ValueError(f"labels must lie in 0…{classes - 1}, got {y.min()}…{y.max()}")
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(std > 0, std, 1).astype(np.float32)  # a constant feature stays 0, others get std 1
     z = (x - mean) / scale
     rng = np.random.default_rng(seed)
     w = rng.normal(0, 0.01, (x.shape[1], classes)).astype(np.float32)
