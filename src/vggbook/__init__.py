@@ -8,7 +8,7 @@ import os
 # Keep TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) out of the chapters.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from vggbook import blocks, interpret, inversion, responses, training
+from vggbook import blocks, interpret, inversion, responses, training, transfer
 from vggbook.architecture import VGG_CONFIGS, block_layers, build_vgg, build_vgg16, layer_table, parse_conv
 from vggbook.blocks import *  # noqa: F403  (its __all__ lists what the block chapters share)
 from vggbook.explorer import UnitExplorer, unit_explorer
@@ -44,6 +44,7 @@ from vggbook.plotting import (
 )
 from vggbook.responses import *  # noqa: F403  (its __all__ lists the response measurements)
 from vggbook.training import *  # noqa: F403  (its __all__ lists the training tools)
+from vggbook.transfer import *  # noqa: F403  (its __all__ lists the transfer chapter's tools)
 from vggbook.weights import WeightsError, describe_weights, imagenet_weights_path, is_pretrained, load_weights_file
 
 __version__ = "0.1.0"
@@ -92,4 +93,5 @@ __all__ = [
     *inversion.__all__,
     *responses.__all__,
     *training.__all__,
+    *transfer.__all__,
 ]
