@@ -123,21 +123,24 @@ def test_clone_top_copies_weights_and_leaves_the_base_alone() -> None:
         vggbook.clone_top(base, "block5_conv1")
 
 
-def test_train_linear_is_plain_gradient_descent_on_standardised_features() -> None:
-    # train_linear runs its steps in the span of the training rows; the same steps written on the weights
-    # directly must give the same classifier
+@pytest.mark.parametrize("features", [30, 200])  # fewer features than images, and more (solved in their span)
+def test_train_linear_reaches_the_unique_minimum_whatever_the_start_or_the_scale(features: int) -> None:
     rng = np.random.default_rng(3)
-    x, y = rng.normal(2, 3, (12, 30)), rng.integers(0, 3, 12)
-    model = vggbook.train_linear(x, y, classes=3, steps=40, learning_rate=0.3, l2=0.05, seed=4)
-    z = ((x - x.mean(axis=0)) / x.std(axis=0)).astype(np.float32)
-    w = np.random.default_rng(4).normal(0, 0.01, (30, 3)).astype(np.float32)
-    b = np.zeros(3, np.float32)
-    for _ in range(40):
-        logits = z @ w + b
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        grad = (p - np.eye(3)[y]) / 12
-        w -= 0.3 * (z.T @ grad + 0.05 * w)
-        b -= 0.3 * grad.sum(axis=0)
-    np.testing.assert_allclose(model.weights, w, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(model.bias, b, rtol=1e-4, atol=1e-5)
+    x, y = rng.normal(2, 3, (40, features)), rng.integers(0, 3, 40)
+    model = vggbook.train_linear(x, y, classes=3, l2=0.05, seed=4)
+    # the gradient of the mean cross-entropy + l2·‖W‖²/2, computed here on the standardised features, is zero
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    logits = z @ model.weights + model.bias
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    error = (p / p.sum(axis=1, keepdims=True) - np.eye(3)[y]) / len(z)
+    assert np.abs(z.T @ error + 0.05 * model.weights).max() < 1e-4
+    assert np.abs(error.sum(axis=0)).max() < 1e-4
+    # a strictly convex problem: another start, or the features times 255, give the same classifier
+    for other, seen in (
+        (vggbook.train_linear(x, y, classes=3, l2=0.05, seed=9), x),
+        (vggbook.train_linear(255 * x, y, classes=3, l2=0.05), 255 * x),
+    ):
+        np.testing.assert_allclose(other.weights, model.weights, atol=1e-4)
+        np.testing.assert_array_equal(other.predict(seen), model.predict(x))
+    with pytest.raises(ValueError, match="l2 must be positive"):
+        vggbook.train_linear(x, y, l2=0)

@@ -3,9 +3,9 @@
 `transfer_dataset` draws an offline texture set (stripes, checks, dots, speckles) with NumPy and OpenCV,
 `radial_spectrum` is the hand-made texture feature the chapter's baseline reads, `pooled_features` runs a model
 over a batch of images in slices and returns chosen layers' outputs (globally average-pooled or not),
-`train_linear` fits a softmax (logistic) classifier to features with NumPy, `count_trainable` counts a model's
-trainable parameters and `clone_top` copies the layers of a sequential base from a given layer on, with their
-weights, as a model of its own.
+`train_linear` fits a softmax (logistic) classifier to features (SciPy's L-BFGS, to convergence),
+`count_trainable` counts a model's trainable parameters and `clone_top` copies the layers of a sequential base
+from a given layer on, with their weights, as a model of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import keras
 import numpy as np
+import scipy.optimize
 
 from vggbook.features import feature_maps
 
@@ -192,7 +193,7 @@ class LinearClassifier:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """The most probable class of each row of `features`."""
-        features = np.asarray(features, np.float32)
+        features = np.asarray(features, np.float64)
         if features.ndim != 2 or features.shape[1] != self.weights.shape[0]:
             raise ValueError(f"expected features of shape (N, {self.weights.shape[0]}), got {features.shape}")
         return (((features - self.mean) / self.scale) @ self.weights + self.bias).argmax(axis=1)
@@ -208,14 +209,13 @@ def train_linear(
     *,
     classes: int | None = None,
     l2: float = 1e-2,
-    steps: int = 500,
-    learning_rate: float = 0.5,
     seed: int = 0,
 ) -> LinearClassifier:
-    """Fit a softmax classifier to `features` (N×D) and integer `labels` by full-batch gradient descent on the
-    cross-entropy plus `l2`·‖W‖²/2, features standardised with their training mean and standard deviation;
-    `seed` draws the small random starting weights. Chapter "transfer"."""
-    x = np.asarray(features, np.float32)  # float32: half the memory traffic of float64 on wide features (pixels)
+    """Fit a softmax classifier to `features` (N×D) and integer `labels`: the minimum of the mean cross-entropy
+    plus `l2`·‖W‖²/2 over features standardised with their training mean and standard deviation, found by SciPy's
+    L-BFGS in float64 to a small gradient. With `l2` > 0 the problem is strictly convex: every start reaches the
+    same classifier, and `seed`, which draws the start, only shows that. Chapter "transfer"."""
+    x = np.asarray(features, np.float64)
     y = np.asarray(labels)
     if x.ndim != 2 or len(x) == 0:
         raise ValueError(f"expected features of shape (N, D) with N ≥ 1, got {x.shape}")
@@ -224,27 +224,46 @@ def train_linear(
     classes = int(y.max()) + 1 if classes is None else classes
     if y.min() < 0 or y.max() >= classes:
         raise ValueError(f"labels must lie in 0…{classes - 1}, got {y.min()}…{y.max()}")
+    if l2 <= 0:
+        raise ValueError(f"l2 must be positive (it makes the minimum unique), got {l2}")
     mean, std = x.mean(axis=0), x.std(axis=0)
-    scale = np.where(std > 0, std, 1).astype(np.float32)  # a constant feature stays 0, others get std 1
+    scale = np.where(std > 0, std, 1)  # a constant feature stays 0, the others get standard deviation 1
     z = (x - mean) / scale
-    rng = np.random.default_rng(seed)
-    w = rng.normal(0, 0.01, (x.shape[1], classes)).astype(np.float32)
-    b = np.zeros(classes, np.float32)
-    onehot = np.eye(classes, dtype=np.float32)[y]
-    # The same gradient descent written in the span of the training rows: every step adds z.T @ (something) to w
-    # and shrinks it by (1 - learning_rate·l2), so w = decay·w₀ + z.T @ alpha and the logits need only z @ w₀ and
-    # the N×N products z @ z.T: cheap when features outnumber images (raw pixels: 27,648 per image).
-    gram, start = z @ z.T, z @ w
-    decay, alpha = 1.0, np.zeros((len(z), classes), np.float32)
-    for _ in range(steps):
-        logits = decay * start + gram @ alpha + b
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        grad = (p - onehot) / len(z)
-        alpha = (1 - learning_rate * l2) * alpha - learning_rate * grad
-        decay *= 1 - learning_rate * l2
-        b -= learning_rate * grad.sum(axis=0)
-    return LinearClassifier(mean, scale, (decay * w + z.T @ alpha).astype(np.float32), b)
+    onehot = np.eye(classes)[y]
+    # With more features than images (raw pixels: 27,648 per image) the minimum lies in the span of the training
+    # rows, W = zᵀA: solved for A (N×classes), through the N×N products z·zᵀ, it is the same problem made small.
+    span = x.shape[1] > len(x)
+    m = z @ z.T if span else z
+    shape = (m.shape[1] + 1, classes)  # A (or W), then the biases as the last row
+
+    def loss_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        a, b = flat.reshape(shape)[:-1], flat.reshape(shape)[-1]
+        logits = m @ a + b
+        logits -= logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        error = (np.exp(log_p) - onehot) / len(z)
+        shrink = m @ a if span else a  # ‖W‖² = Aᵀ(z·zᵀ)A in the span
+        loss = -(onehot * log_p).sum() / len(z) + l2 * (a * shrink).sum() / 2
+        return float(loss), np.vstack([m.T @ error + l2 * shrink, error.sum(axis=0)]).ravel()
+
+    start = np.random.default_rng(seed).normal(0, 0.01, shape)
+    start[-1] = 0
+    found = scipy.optimize.minimize(
+        loss_and_gradient,
+        start.ravel(),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 10_000, "ftol": 0, "gtol": 1e-9},
+    )
+    a, bias = found.x.reshape(shape)[:-1], found.x.reshape(shape)[-1]
+    w = z.T @ a if span else a
+    logits = z @ w + bias
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    error = p / p.sum(axis=1, keepdims=True) - onehot
+    gradient = max(np.abs(z.T @ error / len(z) + l2 * w).max(), np.abs(error.sum(axis=0) / len(z)).max())
+    if gradient > 1e-4:
+        raise RuntimeError(f"train_linear did not converge: largest gradient {gradient:.1e} ({found.message})")
+    return LinearClassifier(mean, scale, w, bias)
 
 
 def count_trainable(model: keras.Model) -> int:
