@@ -322,7 +322,7 @@ def test_kept_sentence_of_the_five_blocks_follows_the_numbers():
     text = AllBlocks([], rebuilt([1, 2, 4, 16, None], [0.95, 0.9, 0.8, 0.6, 0.496]))._kept_sentence()
     assert "Within 0.01 of the rule lies the 32 px band from `block5_pool` at 0.496" in text
     text = AllBlocks([], rebuilt([1, 2, 4, 16, None], [0.95, 0.97, 0.8, 0.6, 0.4]))._kept_sentence()
-    assert "recovered at least as much as the one on block n's for n = 3, 4, 5, not for the others." in text
+    assert "as much as the one on the next block's for blocks 2 → 3, 3 → 4 and 4 → 5; not for 1 → 2." in text
 
 
 def test_channel_examples_search_the_page_photo_first_then_the_gallery(small_block):
@@ -396,7 +396,8 @@ def test_falling_sentence_says_whether_the_search_had_settled():
     text = _falling([still, settled])
     assert "their last 3 steps the errors still fell by 22% and 3% of their value" in text
     assert "the search on `block4_pool` had not settled" in text
-    assert text.endswith("what 15 steps recovered is a lower bound, not a measure of what the block lost.")
+    assert text.endswith("what 15 steps recovered is a lower bound, not a measure of what the blocks lost.")
+    assert _falling([still]).endswith("a lower bound, not a measure of what the block lost.")
     alone = _falling([still], missing=False)
     assert alone.endswith("the search had not settled, so what 15 steps recovered is a lower bound.")  # no clause
     assert ".." not in text

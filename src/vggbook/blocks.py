@@ -594,7 +594,7 @@ def _falling(recs: list[Reconstruction], missing: bool = True) -> str:
         return f"{over} fell by only {drops} of {its} value: the {search} had settled."
     unsettled = [r for r in recs if not r.settled]
     which = f"the {search}" if len(unsettled) == len(recs) else f"the search on `{unsettled[0].layer}`"
-    lost = ", not a measure of what the block lost" if missing else ""
+    lost = f", not a measure of what the block{'s' * (len(recs) > 1)} lost" if missing else ""
     return (
         f"{over} still fell by {drops} of {its} value: {which} had not settled, so what {recs[0].steps} steps "
         f"recovered is a lower bound{lost}."
@@ -614,6 +614,11 @@ def _near(recs: list[Reconstruction]) -> str:
         return ""
     listed = close[0] if len(close) == 1 else ", ".join(close[:-1]) + " and " + close[-1]
     return f" Within 0.01 of the rule {'lies' if len(close) == 1 else 'lie'} {listed}: its verdict rests on less."
+
+
+def _listed(items: list[str]) -> str:
+    """a, a and b, a, b and c."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _at_least(before: Reconstruction, after: Reconstruction) -> bool:
@@ -973,9 +978,11 @@ class AllBlocks:
         if len(holds) == len(pairs):
             settled += " At every band, each block's search recovered at least as much as the next block's."
         elif holds:
+            done = [f"{n - 1} → {n}" for n in holds]
+            others = [f"{int(a.layer[5])} → {int(b.layer[5])}" for a, b in pairs if int(b.layer[5]) not in holds]
             settled += (
-                " At every band, the search on block n − 1's pool recovered at least as much as the one on block "
-                f"n's for n = {', '.join(map(str, holds))}, not for the others."
+                " At every band, the search on a block's pool recovered at least as much as the one on the next "
+                f"block's for blocks {_listed(done)}; not for {_listed(others)}."
             )
         settled += _near(self.rebuilt)
         return (
