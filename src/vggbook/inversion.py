@@ -465,11 +465,14 @@ def plot_reconstructions(reconstructions: Sequence[Reconstruction], kept_at: flo
     image_height = PAGE_WIDTH / columns + 0.45
     fig = plt.figure(figsize=(PAGE_WIDTH, image_height + 2.3), layout="constrained")
     grid = fig.add_gridspec(2, columns, height_ratios=[image_height, 2.3])
-    shown = [("photo", photo)] + [(f"{r.layer}\nfeature error {r.feature_error:.1%}", r.image) for r in recs]
+    narrow = columns > 4  # five reconstructions and the photo: short, small titles, so that they do not touch
+    error = "error" if narrow else "feature error"
+    shown = [("photo", photo)] + [(f"{r.layer}\n{error} {r.feature_error:.1%}", r.image) for r in recs]
+    title_size = 7 if narrow else 9
     for i, (title, image) in enumerate(shown):
         ax = fig.add_subplot(grid[0, i])
         ax.imshow(image)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=title_size)
         ax.set_axis_off()
     ax = fig.add_subplot(grid[1, :])
     for r in recs:
@@ -483,7 +486,7 @@ def plot_reconstructions(reconstructions: Sequence[Reconstruction], kept_at: flo
         ax.axhline(kept_at, color="black", lw=0.8, ls=":", label=f"recovered (≥ {kept_at:g})")
     ax.set_xlabel("scale (px): band of the Laplacian pyramid")
     ax.set_ylabel("correlation\nwith the photo")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the chart: it hides no point
     ax.grid(alpha=0.3)
     steps = {r.steps for r in recs}
     after = f" after {steps.pop()} steps" if len(steps) == 1 else ""
