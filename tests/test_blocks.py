@@ -436,7 +436,7 @@ def test_the_same_pool_gives_the_same_reconstruction_whichever_chapter_asks(smal
 
 
 def test_zeros_change_is_computed_from_the_unrounded_shares():
-    from vggbook.blocks import BlockProfile, _change
+    from vggbook.blocks import PROFILE_ROWS, BlockProfile, _change, _factor
 
     def profile(zeros: float) -> BlockProfile:
         return BlockProfile(1, 8, 8, 2, 5, 10, 25, zeros, 1, 1, 1)
@@ -444,6 +444,9 @@ def test_zeros_change_is_computed_from_the_unrounded_shares():
     # 36.4 % and 35.6 % show as 36 % and 36 %, but fell by 0.8 points
     assert _change("units of its output that are zero", profile(0.364), profile(0.356)) == "−0.8 points"
     assert _change("units of its output that are zero", profile(0.35), profile(0.36)) == "+1.0 point"
+    assert _change("units of its output that are zero", profile(0.35), profile(0.35)) == "0.0 points"
+    assert _factor(0.3) == "30% of the" and _factor(0.25) == "a quarter of the"  # not "0.3 of the"
+    assert PROFILE_ROWS["units of its output that are zero"](profile(0.398)) == "39.8%"  # as the stats table
 
 
 def test_effective_mask_holds_90_percent_of_the_gradient_and_the_shares_are_of_side_and_area(small_block):
