@@ -12,6 +12,14 @@ from keras import layers
 
 import vggbook
 from vggbook.blocks import KEPT_ROWS, Block, BlockKeeps
+from vggbook.inversion import Reconstruction
+
+
+def _search(drop: float, kept: pd.Series | None = None, layer: str = "block1_pool") -> SimpleNamespace:
+    """A stand-in for a `Reconstruction`: its late fall, and `settled` by the class's own property."""
+    found = SimpleNamespace(kept=kept, late_drop=drop, late_steps=3, steps=15, layer=layer)
+    found.settled = Reconstruction.settled.fget(found)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -264,8 +272,15 @@ def test_compare_all_sets_the_five_blocks_side_by_side(small_block):
     listed = ", ".join("none" if s is None else f"{s} px" for s in shown)
     assert "recovered every band" in summary and f"(blocks 1–5: {listed})" in summary
     drops = [r.late_drop for r in five.rebuilt]
-    if all(d > 0.1 for d in drops):  # the caveat, from the measured falls
+    if not any(r.settled for r in five.rebuilt):  # the caveat, from the measured falls
         assert f"still fell by {min(drops):.0%} to {max(drops):.0%} of their value" in summary
+        assert "a lower bound" in summary
+    ordered = all((a.kept >= b.kept).all() for a, b in zip(five.rebuilt, five.rebuilt[1:], strict=False))
+    assert ("each block's search recovered at least as much as the next block's" in summary) == ordered
+    # areas with areas: the field's area beside the pixels holding 90 % of the gradient
+    first, last = five.profiles[0], five.profiles[-1]
+    assert f"its area {last.inside / first.inside:,.0f}-fold" in summary
+    assert "of the convolutional base's" in summary
     assert "not comparable across blocks" in summary
     assert five.plot_rebuilt().get_figwidth() <= vggbook.PAGE_WIDTH
     pair = vggbook.what_it_keeps(block5).reconstructions
@@ -286,11 +301,13 @@ def test_kept_sentence_of_the_five_blocks_follows_the_numbers():
         for band, rest, drop in zip(finest_bands, layout, drops, strict=True):
             values = [0.9 if band is not None and s >= band else 0.1 for s in scales[:-1]] + [rest]
             kept = pd.Series(values, index=scales)
-            made.append(SimpleNamespace(kept=kept, late_drop=drop, late_steps=3, steps=15))
+            made.append(_search(drop, kept, f"block{len(made) + 1}_pool"))
         return made
 
     text = AllBlocks([], rebuilt([1, 2, 4, 16, None], [0.95, 0.9, 0.8, 0.6, 0.4]))._kept_sentence()
     assert "coarsens at every block (blocks 1–5: 1 px, 2 px, 4 px, 16 px, none)" in text
+    assert "At every band, each block's search recovered at least as much as the next block's." in text
+    assert "Within 0.01 of the rule" not in text
     assert "from 0.95 to 0.40 in the layout; the layout's correlation falls at every block." in text
     text = AllBlocks([], rebuilt([1, 1, 4, None, None], [0.95, 0.97, 0.8, 0.6, 0.4]))._kept_sentence()
     assert "never gets finer from one block to the next" in text and "in the layout. None of the five" in text
@@ -301,6 +318,11 @@ def test_kept_sentence_of_the_five_blocks_follows_the_numbers():
     assert "3 of the five searches had settled in 15 steps" in some
     text = AllBlocks([], rebuilt([1, 8, 4, 16, 16], [0.6, 0.65, 0.7, 0.8, 0.9]))._kept_sentence()
     assert "is coarsest after block 4" in text and "rises at every block" in text
+    assert "at least as much" not in text  # every later layout is higher: the order holds for no pair
+    text = AllBlocks([], rebuilt([1, 2, 4, 16, None], [0.95, 0.9, 0.8, 0.6, 0.496]))._kept_sentence()
+    assert "Within 0.01 of the rule lies the 32 px band from `block5_pool` at 0.496" in text
+    text = AllBlocks([], rebuilt([1, 2, 4, 16, None], [0.95, 0.97, 0.8, 0.6, 0.4]))._kept_sentence()
+    assert "as much as the one on the next block's for blocks 2 → 3, 3 → 4 and 4 → 5; not for 1 → 2." in text
 
 
 def test_channel_examples_search_the_page_photo_first_then_the_gallery(small_block):
@@ -335,7 +357,11 @@ def test_what_it_keeps_rebuilds_the_photo_from_the_two_pools_once(small_block):
     assert "Rebuilt from `block2_pool`, the photo's finest band (1 px) correlates " in text
     assert f"correlates **{two(after.kept.iloc[0])}**" in text
     assert f"against {two(before.kept.iloc[0])} and {two(before.kept.iloc[-1])} from `block1_pool`" in text
-    assert "fell by" not in text  # whether the search settled: in the table, said once in block 1 and block 5
+    # whether the two searches settled, said beside their numbers; the order that does not hang on the rule
+    only = "only " if before.settled and after.settled else ""
+    assert f"fell by {only}{before.late_drop:.0%} and {after.late_drop:.0%} of their value" in text
+    assert ("is a lower bound" in text) == (not (before.settled and after.settled))
+    assert ("recovered at least as much" in text) == bool((before.kept >= after.kept).all())
     frame = vggbook.compare_blocks(small_block).frame
     assert frame.loc[vggbook.blocks.ERROR_ROW, "block 2"].startswith(f"{after.start_error:.0%} → ")
     change = vggbook.compare_blocks(small_block)
@@ -351,6 +377,9 @@ def test_what_it_keeps_rebuilds_the_photo_from_the_two_pools_once(small_block):
     assert all(frame.loc[row, "change"] == "–" for row in (*KEPT_ROWS[:2], finest, vggbook.blocks.ERROR_ROW))
     kept_words = ("the search on block 2's pool recovered", "neither the search on block 1's pool nor")
     assert any(words in change.summary.data for words in kept_words)
+    # the verdict says, where it is stated, whether the searches had settled
+    assert f"{before.late_drop:.0%} and {after.late_drop:.0%} of their value" in change.summary.data
+    assert ("is a lower bound" in change.summary.data) == (not (before.settled and after.settled))
     first = vggbook.compare_blocks(_with_number(small_block, 1), rebuild=False)
     assert first.keeps is None and not any(row.startswith("photo rebuilt") for row in first.frame.index)
 
@@ -358,15 +387,19 @@ def test_what_it_keeps_rebuilds_the_photo_from_the_two_pools_once(small_block):
 def test_falling_sentence_says_whether_the_search_had_settled():
     from vggbook.blocks import _falling
 
-    still = SimpleNamespace(late_drop=0.22, late_steps=3, steps=15)
-    settled = SimpleNamespace(late_drop=0.03, late_steps=3, steps=15)
+    still = _search(0.22, layer="block4_pool")
+    settled = _search(0.03, layer="block3_pool")
+    assert not still.settled and settled.settled
     assert (
         _falling([settled]) == " Over its last 3 steps the error fell by only 3% of its value: the search had settled."
     )
     text = _falling([still, settled])
-    assert "their last 3 steps the errors still fell by 22% and 3% of their value" in text and "not settled" in text
-    assert "a band missing here may not be lost." in text
-    assert _falling([still], missing=False).endswith("the search had not settled.")  # no band missing: no clause
+    assert "their last 3 steps the errors still fell by 22% and 3% of their value" in text
+    assert "the search on `block4_pool` had not settled" in text
+    assert text.endswith("what 15 steps recovered is a lower bound, not a measure of what the blocks lost.")
+    assert _falling([still]).endswith("a lower bound, not a measure of what the block lost.")
+    alone = _falling([still], missing=False)
+    assert alone.endswith("the search had not settled, so what 15 steps recovered is a lower bound.")  # no clause
     assert ".." not in text
 
 
@@ -386,7 +419,8 @@ def test_block1_caveat_says_what_recovered_means_when_the_search_had_not_settled
 
 def test_the_same_pool_gives_the_same_reconstruction_whichever_chapter_asks(small_block):
     """Block n's pool is rebuilt in chapter n and, as the block before, in chapter n + 1 (and in block 5's
-    table of all five): its own search, seeded by its block, so the chapters agree to the last digit."""
+    table of all five): its own search, from the one seeded start every pool shares, so the chapters agree to
+    the last digit and a chapter's two searches differ only in the block."""
     own = vggbook.blocks.rebuilt(_with_number(small_block, 1), 1)
     for asking in (_with_number(small_block, 2), _with_number(small_block, 5)):
         again = vggbook.blocks.rebuilt(asking, 1)
@@ -397,17 +431,22 @@ def test_the_same_pool_gives_the_same_reconstruction_whichever_chapter_asks(smal
     chapter2 = vggbook.what_it_keeps(_with_number(small_block, 2)).before
     assert chapter2.layer == "block1_pool" and np.array_equal(chapter2.image, own.image)
     assert vggbook.blocks._error(chapter2) == vggbook.blocks._error(own)  # the row shows the same numbers
+    same = vggbook.invert(small_block.model, small_block.photo, "block1_pool", seed=vggbook.blocks.REBUILD_SEED)
+    np.testing.assert_array_equal(same.image, own.image)  # the shared seed, not the block's number
 
 
 def test_zeros_change_is_computed_from_the_unrounded_shares():
-    from vggbook.blocks import BlockProfile, _change
+    from vggbook.blocks import PROFILE_ROWS, BlockProfile, _change, _factor
 
     def profile(zeros: float) -> BlockProfile:
         return BlockProfile(1, 8, 8, 2, 5, 10, 25, zeros, 1, 1, 1)
 
     # 36.4 % and 35.6 % show as 36 % and 36 %, but fell by 0.8 points
-    assert _change("units of its output that are zero", profile(0.364), profile(0.356)) == "-0.8 points"
+    assert _change("units of its output that are zero", profile(0.364), profile(0.356)) == "−0.8 points"
     assert _change("units of its output that are zero", profile(0.35), profile(0.36)) == "+1.0 point"
+    assert _change("units of its output that are zero", profile(0.35), profile(0.35)) == "0.0 points"
+    assert _factor(0.3) == "30% of the" and _factor(0.25) == "a quarter of the"  # not "0.3 of the"
+    assert PROFILE_ROWS["units of its output that are zero"](profile(0.398)) == "39.8%"  # as the stats table
 
 
 def test_effective_mask_holds_90_percent_of_the_gradient_and_the_shares_are_of_side_and_area(small_block):

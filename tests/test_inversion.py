@@ -234,6 +234,19 @@ def test_late_fall_is_the_fall_over_the_last_steps(pool1):
         pool1.late_fall(0)
 
 
+def test_settled_is_a_late_fall_of_at_most_the_one_threshold(pool1):
+    from vggbook.inversion import SETTLED, Reconstruction
+
+    def search(errors: list[float]) -> Reconstruction:
+        return Reconstruction(pool1.image, "block1_pool", np.array(errors), len(errors), 0.0, pool1.photo)
+
+    assert search([1.0, 0.5, 0.5, 0.5, 0.5 * (1 - SETTLED)]).settled  # exactly the threshold: settled
+    assert not search([1.0, 0.5, 0.5, 0.5, 0.5 * (1 - SETTLED) - 0.01]).settled
+    assert "(still falling)" in search([1.0, 0.5, 0.5, 0.5, 0.2]).summary.data
+    assert "(still falling)" not in search([1.0, 0.5, 0.5, 0.5, 0.49]).summary.data
+    assert pool1.settled == (pool1.late_drop <= SETTLED)
+
+
 def test_band_periods_are_ranges_one_after_the_other():
     bands = vggbook.band_periods()
     assert list(bands.index) == [1, 2, 4, 8, 16, 32]

@@ -532,7 +532,7 @@ PROFILE_ROWS: dict[str, object] = {
     "convolutions": lambda p: f"{p.convolutions}",
     "receptive field of its pool (px)": lambda p: f"{p.field}",
     "pixels holding 90 % of the gradient (share of the field)": lambda p: f"{p.effective:,} ({p.effective_share:.0%})",
-    "units of its output that are zero": lambda p: f"{p.zeros:.0%}",
+    "units of its output that are zero": lambda p: f"{p.zeros:.1%}",
     "parameters": lambda p: f"{p.params:,}",
     "multiply-accumulates (millions)": lambda p: amount(round(p.macs / 1e6, 1)),
     "activation memory (MiB)": lambda p: f"{p.memory / 2**20:.2f}",
@@ -543,7 +543,8 @@ def _change(label: str, before: BlockProfile, after: BlockProfile) -> str:
     """How a quantity changed from one block to the next: a factor, or percentage points for a share."""
     if label == "units of its output that are zero":  # from the unrounded shares, not the rounded percentages
         points = round(100 * (after.zeros - before.zeros), 1) + 0.0  # never "-0.0"
-        return f"{points:+.1f} point{'' if abs(points) == 1 else 's'}"
+        sign = "+" if points > 0 else "−" if points < 0 else ""  # a true minus, as in the error row
+        return f"{sign}{abs(points):.1f} point{'' if abs(points) == 1 else 's'}"
     values = {
         "map its convolutions write (px)": (before.side, after.side),
         "channels": (before.channels, after.channels),
@@ -582,17 +583,58 @@ def _error(r: Reconstruction) -> str:
 
 
 def _falling(recs: list[Reconstruction], missing: bool = True) -> str:
-    """A sentence on whether the search was still lowering the error when it stopped (a fall of more than 10 %
-    of its value over its last LATE_STEPS steps); if it was and a band is `missing` (not recovered), the band is
-    not shown to be lost."""
+    """A sentence on whether the searches were still lowering the error when they stopped (`Reconstruction.settled`:
+    a fall of more than SETTLED of its value over its last LATE_STEPS steps); if one was, what it recovered is a
+    lower bound, and if a band is `missing` (not recovered), the band is not shown to be lost (block chapters)."""
     drops = " and ".join(f"{r.late_drop:.0%}" for r in recs)
-    steps = max(getattr(r, "late_steps", LATE_STEPS) for r in recs)
+    steps = max(r.late_steps for r in recs)
     its, error, search = ("its", "error", "search") if len(recs) == 1 else ("their", "errors", "searches")
     over = f" Over {its} last {steps} steps the {error}"
-    if not any(r.late_drop > 0.1 for r in recs):
+    if all(r.settled for r in recs):
         return f"{over} fell by only {drops} of {its} value: the {search} had settled."
-    lost = ", so a band missing here may not be lost" if missing else ""
-    return f"{over} still fell by {drops} of {its} value: the {search} had not settled{lost}."
+    unsettled = [r for r in recs if not r.settled]
+    which = f"the {search}" if len(unsettled) == len(recs) else f"the search on `{unsettled[0].layer}`"
+    lost = f", not a measure of what the block{'s' * (len(recs) > 1)} lost" if missing else ""
+    return (
+        f"{over} still fell by {drops} of {its} value: {which} had not settled, so what {recs[0].steps} steps "
+        f"recovered is a lower bound{lost}."
+    )
+
+
+def _near(recs: list[Reconstruction]) -> str:
+    """The bands within 0.01 of the rule KEPT, each with its correlation to the digits that place it on the
+    rule's side (`near_threshold`): a verdict there could go either way with another start (block chapters)."""
+    close = [
+        f"the {scale} px band from `{r.layer}` at {_two(value)}"
+        for r in recs
+        for scale, value in r.kept.items()
+        if abs(value - KEPT) < 0.01
+    ]
+    if not close:
+        return ""
+    listed = close[0] if len(close) == 1 else ", ".join(close[:-1]) + " and " + close[-1]
+    return f" Within 0.01 of the rule {'lies' if len(close) == 1 else 'lie'} {listed}: its verdict rests on less."
+
+
+def _listed(items: list[str]) -> str:
+    """a, a and b, a, b and c."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _at_least(before: Reconstruction, after: Reconstruction) -> bool:
+    """Whether the search on the earlier pool recovered at least as much of the photo at every band."""
+    return bool((before.kept >= after.kept).all())
+
+
+def _ordering(before: Reconstruction, after: Reconstruction) -> str:
+    """The comparison of two pools' searches that does not hang on the rule: the earlier recovered at least as
+    much at every band (said only where it holds)."""
+    if not _at_least(before, after):
+        return ""
+    return (
+        f" At every band the search on `{before.layer}` recovered at least as much as the one on `{after.layer}` "
+        "(a higher or equal correlation)."
+    )
 
 
 def _rebuilt_rows(recs: list[Reconstruction | None], index: pd.Index) -> dict[str, list[str]]:
@@ -615,7 +657,7 @@ def _factor(ratio: float) -> str:
     for value, word in words.items():
         if math.isclose(ratio, value, rel_tol=0.01):
             return word
-    return f"{ratio:.2g} times the" if ratio >= 1 else f"{ratio:.2g} of the"
+    return f"{ratio:.2g} times the" if ratio >= 1 else f"{ratio:.0%} of the"
 
 
 @dataclass
@@ -722,10 +764,16 @@ class BlockComparison:
         rule = f"(a band counts as recovered where it correlates {KEPT} or more with the photo's)"
         n, m = self.after.number, self.before.number
         steps = self.keeps.after.steps
+        recs = [self.keeps.after] if self.keeps.before is None else [self.keeps.before, self.keeps.after]
+        missing = before is None or after is None or before > 1 or after > 1
+        late = _falling(recs, missing=missing)
+        if len(recs) == 2:
+            late += _ordering(*recs)
+        late += _near(recs)
         if m > 0 and before is None and after is None:
             return (
                 f" In {steps} steps, neither the search on block {m}'s pool nor the one on block {n}'s recovered "
-                f"the photo's coarsest band, the layout {rule}."
+                f"the photo's coarsest band, the layout {rule}." + late
             )
         no_layout = "not even the photo's coarsest band, the layout"
         got = no_layout if after is None else f"every band of the photo from **{after} px** up"
@@ -734,7 +782,7 @@ class BlockComparison:
             text += f"; the search on block {m}'s pool recovered " + (
                 no_layout if before is None else f"every band from {before} px up"
             )
-        return text + f" {rule}."
+        return text + f" {rule}." + late
 
 
 def compare_blocks(block: Block, *, rebuild: bool = True) -> BlockComparison:
@@ -800,7 +848,7 @@ class AllBlocks:
         series = {
             "map side": [q.side for q in p],
             "channels": [q.channels for q in p],
-            "receptive field": [q.field for q in p],
+            "receptive field (its area on the photo)": [q.inside for q in p],
             "pixels with 90 % of the gradient": [q.effective for q in p],
             "parameters": [q.params for q in p],
             "multiply-accumulates": [q.macs for q in p],
@@ -854,12 +902,16 @@ class AllBlocks:
         fields = [q.field for q in p]
         shares = [q.effective_share for q in p]
         share_trend = _trend(shares)
+        whole = all(q.inside == q.field**2 for q in (first, last))  # the field wholly on the photo: its area
+        on_photo = f"(from {first.inside:,} to {last.inside:,} px on the photo)"
+        area = f"({fields[-1]}² / {fields[0]}²)" if whole else on_photo
         sentences.append(
-            f"The receptive field grows {fields[-1] / fields[0]:.0f}-fold, from {fields[0]} to {fields[-1]} px; the "
-            f"pixels holding 90 % of the gradient grow {last.effective / first.effective:.0f}-fold, from "
-            f"{first.effective:,} to {last.effective:,}, so their share of the field "
-            + (share_trend or "moves both ways")
-            + f" ({shares[0]:.0%} in block 1, {shares[-1]:.0%} in block 5)."
+            f"The receptive field's side grows {fields[-1] / fields[0]:.0f}-fold, from {fields[0]} to {fields[-1]} px, "
+            f"and its area {last.inside / first.inside:,.0f}-fold {area}; the pixels holding 90 % of the gradient "
+            f"grow {last.effective / first.effective:,.0f}-fold, from {first.effective:,} to {last.effective:,}: "
+            f"their share of the field goes from {shares[0]:.0%} in block 1 to {shares[-1]:.0%} in block 5"
+            + (f" and {share_trend}" if share_trend else ", not one way at every block")
+            + "."
         )
         zeros = [q.zeros for q in p]
         most = int(np.argmax(zeros))
@@ -877,7 +929,7 @@ class AllBlocks:
         )
         sentences.append(
             f"Parameters {_trend(list(params), plural=True) or 'vary'}, and block 5 holds "
-            f"{params[-1] / params.sum():.0%} of them; multiply-accumulates {peak_words} at "
+            f"{params[-1] / params.sum():.0%} of the convolutional base's; multiply-accumulates {peak_words} at "
             f"{macs.max() / 1e9:.2f} G; activation memory "
             f"{_trend(list(memory)) or 'varies'}, from {memory[0] / 2**20:.2f} to {memory[-1] / 2**20:.2f} MiB."
         )
@@ -904,7 +956,7 @@ class AllBlocks:
         drops = [r.late_drop for r in self.rebuilt]
         steps = self.rebuilt[0].steps
         late = max(r.late_steps for r in self.rebuilt)
-        unsettled = sum(d > 0.1 for d in drops)
+        unsettled = sum(not r.settled for r in self.rebuilt)
         if unsettled == 0:
             settled = (
                 f"All five searches had settled (their errors fell by at most {max(drops):.0%} over their last "
@@ -919,8 +971,20 @@ class AllBlocks:
             settled = (
                 f"{which} had settled in {steps} steps: over their last {late} steps the errors still fell by "
                 f"{min(drops):.0%} to {max(drops):.0%} of their value, so these are what each search recovered in its "
-                "budget, not all that each block keeps."
+                "budget, a lower bound, not all that each block keeps."
             )
+        pairs = list(zip(self.rebuilt, self.rebuilt[1:], strict=False))
+        holds = [int(b.layer[5]) for a, b in pairs if _at_least(a, b)]
+        if len(holds) == len(pairs):
+            settled += " At every band, each block's search recovered at least as much as the next block's."
+        elif holds:
+            done = [f"{n - 1} → {n}" for n in holds]
+            others = [f"{int(a.layer[5])} → {int(b.layer[5])}" for a, b in pairs if int(b.layer[5]) not in holds]
+            settled += (
+                " At every band, the search on a block's pool recovered at least as much as the one on the next "
+                f"block's for blocks {_listed(done)}; not for {_listed(others)}."
+            )
+        settled += _near(self.rebuilt)
         return (
             f"The finest scale from which the search on a block's pool recovered every band {trend} "
             f"(blocks 1–5: {shown}). The rebuilt photo's correlation with the photo goes from {_two(detail[0])} after "
@@ -995,12 +1059,19 @@ class BlockKeeps:
             f"Rebuilt from `{a.layer}`, the photo's finest band ({fine} px) correlates "
             f"**{_two(kept[fine])}** with the photo's and its layout **{_two(kept[rest])}**"
         )
-        # the searches' start and end errors and late falls are in the side-by-side table (ERROR_ROW); whether
-        # the search settled is said once, in block 1 (`caveat`), and for all five blocks in block 5's summary
+        # whether each search settled is said here, beside its numbers (`_falling`); block 1 also says what
+        # "recovered" means for every block chapter (`caveat`)
         if b is None:
-            return Markdown(text + "." + self.caveat)
+            return Markdown(text + "." + self.caveat + _near([a]))
         was = b.kept
-        return Markdown(text + f", against {_two(was[fine])} and {_two(was[rest])} from `{b.layer}`.")
+        missing = not all((r.kept >= KEPT).all() for r in (b, a))
+        return Markdown(
+            text
+            + f", against {_two(was[fine])} and {_two(was[rest])} from `{b.layer}`."
+            + _falling([b, a], missing=missing)
+            + _ordering(b, a)
+            + _near([b, a])
+        )
 
     @property
     def caveat(self) -> str:
@@ -1008,7 +1079,7 @@ class BlockKeeps:
         chapters' "recovered" means: what a search of STEPS steps found, not all the block keeps (block 1)."""
         a = self.after
         text = _falling([a], missing=not (a.kept >= KEPT).all())
-        if a.late_drop <= 0.1:
+        if a.settled:
             return text
         return text + (
             f" So the block chapters say what a search of {a.steps} steps *recovered* from a block's pool, not what "
@@ -1016,14 +1087,18 @@ class BlockKeeps:
         )
 
 
+REBUILD_SEED = 0  # the noise every pool's search starts from: a chapter's two searches differ only in the block
+
+
 def rebuilt(block: Block, number: int) -> Reconstruction:
-    """The photo reconstructed from block `number`'s pool, made once per chapter: its own `invert` call, seeded
-    with the block's number, so that whichever chapter asks for a pool (block n's, as the block before, in
-    chapter n + 1; all five in block 5's) gets the same search and the same numbers to the last digit. One call
+    """The photo reconstructed from block `number`'s pool, made once per chapter: its own `invert` call, from
+    the same seeded start (REBUILD_SEED) for every pool, so that a chapter's two searches differ only in the
+    block, and whichever chapter asks for a pool (block n's, as the block before, in chapter n + 1; all five in
+    block 5's) gets the same search and the same numbers to the last digit. One call
     per pool costs what a batched call does (image i of a batch stops at its own pool, `invert`), but a batch's
     float rounding, amplified by Adam's per-number step, moved the image by grey levels (block chapters)."""
     layer = f"block{_block_number(number)}_pool"
-    return block._once(("keeps", layer), lambda: invert(block.model, block.photo, layer, seed=int(number)))
+    return block._once(("keeps", layer), lambda: invert(block.model, block.photo, layer, seed=REBUILD_SEED))
 
 
 def what_it_keeps(block: Block) -> BlockKeeps:

@@ -36,6 +36,7 @@ __all__ = [
     "image_priors",
     "near_threshold",
     "reconstruction_table",
+    "SETTLED",
 ]
 
 # The objective's constants. The paper's: the exponents ALPHA = 6 and BETA = 2 it uses for CNNs, and the way each
@@ -57,6 +58,7 @@ ADAM = (0.9, 0.999, 1e-8)  # Adam's β1, β2 and ε: Kingma & Ba's defaults
 # in `invert`'s docstring.
 STEPS = 15
 LATE_STEPS = 3  # `Reconstruction.late_drop`: how much the error still fell over the search's last steps
+SETTLED = 0.1  # `Reconstruction.settled`: a search whose error fell by at most this much over those steps
 
 SCALES = 5  # band-pass levels of the Laplacian pyramid in `kept_per_scale`; a low-pass rest comes after them
 
@@ -198,6 +200,12 @@ class Reconstruction:
         return self.late_fall()
 
     @property
+    def settled(self) -> bool:
+        """Whether the search had settled: its error fell by at most SETTLED of its value over its last
+        LATE_STEPS steps (`late_drop`). Not settled: what it recovered is a lower bound on what the layer keeps."""
+        return self.late_drop <= SETTLED
+
+    @property
     def late_steps(self) -> int:
         """The steps `late_drop` looks back over (fewer when the search took fewer)."""
         return min(LATE_STEPS, len(self.errors) - 1)
@@ -219,7 +227,7 @@ class Reconstruction:
         return Markdown(
             f"From `{self.layer}` the optimiser brought the relative feature error from {self.start_error:.1%} "
             f"to **{self.feature_error:.1%}** in {self.steps} steps; over the last {self.late_steps} of them it "
-            f"fell by {self.late_drop:.0%} of its value{' (still falling)' if self.late_drop > 0.1 else ''}. "
+            f"fell by {self.late_drop:.0%} of its value{'' if self.settled else ' (still falling)'}. "
             f"The reconstruction's "
             f"correlation with the photo is **{kept[coarse]:.2f}** at the coarsest scale ({coarse} px) and "
             f"**{kept[fine]:.2f}** at {fine} px."
@@ -392,11 +400,10 @@ def invert(
 
     Why STEPS = 15 at every depth (measured on VGG16 and the cat photo, seeded random weights and He-scaled
     stand-ins for ImageNet's, benchmarks/inversion_speed.py): the book's budget, a block chapter under 45 s on
-    two cores, allows about 15 steps for block 5's pair, the dearest. At 15 steps blocks 1–3's reconstructions
-    correlate 0.77–0.98 with the photo at 8–32 px (0.92–1.00 at 30 steps); blocks 4–5's have not settled (at
-    32 px 0.31–0.77, against 0.58–0.90 at 30 steps), and at no depth has the error stopped falling (by 15–42 %
-    over the last quarter of 15–30 steps): `Reconstruction.late_drop` reports the fall over the last LATE_STEPS
-    steps (3: a fifth of 15). The same steps at every depth
+    two cores, allows about 15 steps for block 5's pair, the dearest. At 15 steps no depth's search has settled
+    (the error still falls by more than SETTLED over the last LATE_STEPS steps, `Reconstruction.settled`), so
+    what a chapter reports is what 15 steps recovered, a lower bound; each page prints its own correlations
+    and late falls rather than a range quoted here. The same steps at every depth
     make the two images of a chapter's pair equally worked, and block n−1's image in chapter n the one chapter
     n−1 shows.
 
@@ -458,11 +465,14 @@ def plot_reconstructions(reconstructions: Sequence[Reconstruction], kept_at: flo
     image_height = PAGE_WIDTH / columns + 0.45
     fig = plt.figure(figsize=(PAGE_WIDTH, image_height + 2.3), layout="constrained")
     grid = fig.add_gridspec(2, columns, height_ratios=[image_height, 2.3])
-    shown = [("photo", photo)] + [(f"{r.layer}\nfeature error {r.feature_error:.1%}", r.image) for r in recs]
+    narrow = columns > 4  # five reconstructions and the photo: short, small titles, so that they do not touch
+    error = "error" if narrow else "feature error"
+    shown = [("photo", photo)] + [(f"{r.layer}\n{error} {r.feature_error:.1%}", r.image) for r in recs]
+    title_size = 7 if narrow else 9
     for i, (title, image) in enumerate(shown):
         ax = fig.add_subplot(grid[0, i])
         ax.imshow(image)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=title_size)
         ax.set_axis_off()
     ax = fig.add_subplot(grid[1, :])
     for r in recs:
@@ -476,7 +486,7 @@ def plot_reconstructions(reconstructions: Sequence[Reconstruction], kept_at: flo
         ax.axhline(kept_at, color="black", lw=0.8, ls=":", label=f"recovered (≥ {kept_at:g})")
     ax.set_xlabel("scale (px): band of the Laplacian pyramid")
     ax.set_ylabel("correlation\nwith the photo")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the chart: it hides no point
     ax.grid(alpha=0.3)
     steps = {r.steps for r in recs}
     after = f" after {steps.pop()} steps" if len(steps) == 1 else ""
