@@ -318,9 +318,9 @@ def test_chapter_runs_again_pretrained_on_another_photo(path, standin_weights_di
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
         raise AssertionError(
             f"{path.name} failed {where} (VGGBOOK_WEIGHTS_DIR={standin_weights_dir}, VGGBOOK_PHOTO={photo_path}), "
-            f"after {time.perf_counter() - start:.0f} s, kernel peak {peak[0] / 2**30:.2f} GB:\n{err}"
+            f"after {time.perf_counter() - start:.0f} s, kernel peak {peak[0] / 2**30:.2f} GiB:\n{err}"
         ) from None
-    ran = f"{path.name} ran {where} in {time.perf_counter() - start:.0f} s, kernel peak {peak[0] / 2**30:.2f} GB"
+    ran = f"{path.name} ran {where} in {time.perf_counter() - start:.0f} s, kernel peak {peak[0] / 2**30:.2f} GiB"
     if asks is not None:
         weights_lines = [line for line in printed_text(notebook).splitlines() if line.startswith("Weights of ")]
         assert weights_lines, f"{ran} but printed no weights line (vggbook.describe_weights)"

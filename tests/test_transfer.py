@@ -144,3 +144,36 @@ def test_train_linear_reaches_the_unique_minimum_whatever_the_start_or_the_scale
         np.testing.assert_array_equal(other.predict(seen), model.predict(x))
     with pytest.raises(ValueError, match="l2 must be positive"):
         vggbook.train_linear(x, y, l2=0)
+
+
+def _compiled(seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def test_restart_trains_as_a_newly_compiled_model_does_without_a_new_trace() -> None:
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(32, 5)).astype("float32"), rng.integers(0, 3, 32)
+    start = _compiled(0).get_weights()
+
+    fresh = _compiled(1)  # a new model, compiled, from `start`: the reference
+    fresh.set_weights(start)
+    fresh.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)
+
+    again = _compiled(2)
+    with pytest.raises(ValueError, match="not compiled"):
+        vggbook.restart(keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)]))
+    vggbook.restart(again, start)  # before any fit: the optimizer is built here, from zero
+    again.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)
+    step = again.train_function
+    assert int(again.optimizer.iterations.numpy()) == 12
+    vggbook.restart(again, start)  # after a fit: moments and step count back to zero, the rate kept
+    assert int(again.optimizer.iterations.numpy()) == 0
+    assert all(not np.any(v.numpy()) for v in again.optimizer.variables if v.name != "learning_rate")
+    assert float(again.optimizer.learning_rate) == pytest.approx(0.05)
+    again.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)
+    assert again.train_function is step  # the traced training step is reused, not traced again
+    for trained, reference in zip(again.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_allclose(trained, reference, rtol=1e-5, atol=1e-6)

@@ -4,8 +4,9 @@
 `radial_spectrum` is the hand-made texture feature the chapter's baseline reads, `pooled_features` runs a model
 over a batch of images in slices and returns chosen layers' outputs (globally average-pooled or not),
 `train_linear` fits a softmax (logistic) classifier to features (SciPy's L-BFGS, to convergence),
-`count_trainable` counts a model's trainable parameters and `clone_top` copies the layers of a sequential base
-from a given layer on, with their weights, as a model of its own.
+`count_trainable` counts a model's trainable parameters, `clone_top` copies the layers of a sequential base
+from a given layer on, with their weights, as a model of its own, and `restart` starts a compiled model's training
+afresh without compiling it again.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "count_trainable",
     "pooled_features",
     "radial_spectrum",
+    "restart",
     "train_linear",
     "transfer_dataset",
 ]
@@ -213,8 +215,10 @@ def train_linear(
 ) -> LinearClassifier:
     """Fit a softmax classifier to `features` (N×D) and integer `labels`: the minimum of the mean cross-entropy
     plus `l2`·‖W‖²/2 over features standardised with their training mean and standard deviation, found by SciPy's
-    L-BFGS in float64 to a small gradient. With `l2` > 0 the problem is strictly convex: every start reaches the
-    same classifier, and `seed`, which draws the start, only shows that. Chapter "transfer"."""
+    L-BFGS in float64 to a small gradient. With `l2` > 0 the loss is strictly convex in the weights, so every start
+    reaches the same weights; the biases are not penalised and are unique only up to a shift common to all classes,
+    which changes no prediction and, as its gradient is always zero, stays at the start's 0. So every start reaches
+    the same classifier, and `seed`, which draws the start, only shows that. Chapter "transfer"."""
     x = np.asarray(features, np.float64)
     y = np.asarray(labels)
     if x.ndim != 2 or len(x) == 0:
@@ -292,3 +296,21 @@ def clone_top(model: keras.Model, first: str) -> keras.Model:
     for copy, layer in copies:
         copy.set_weights(layer.get_weights())
     return top
+
+
+def restart(model: keras.Model, weights: list[np.ndarray] | None = None) -> None:
+    """Start a compiled `model`'s training afresh without compiling it again: its weights set to `weights` (if
+    given), its optimizer's step count and moments set to zero, its learning rate kept. The next `fit` then trains
+    as on a newly compiled model but reuses the training step the model has already traced: in this TensorFlow a
+    model compiled anew traces a new one, and each keeps memory after its model is deleted, about 100 MB for
+    VGG16's block 5 (benchmarks/retrace_memory.py). Chapter "transfer"."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        raise ValueError(f"model {model.name!r} is not compiled: compile it once, then restart it for each run")
+    if weights is not None:
+        model.set_weights(weights)
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    for variable in optimizer.variables:
+        if variable.name != "learning_rate":  # a learning rate set by a schedule is no variable
+            variable.assign(np.zeros(variable.shape, variable.dtype))
