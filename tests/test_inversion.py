@@ -198,7 +198,7 @@ def test_plot_shows_the_photo_each_reconstruction_and_the_curves(narrow, photo, 
         "block1_pool",
         "block2_pool",
     ]
-    assert fig.get_suptitle()
+    assert "from each layer" in fig.get_suptitle() and "not comparable across layers" in fig.get_suptitle()
     assert len(pool1.plot().axes) == 3
     with pytest.raises(ValueError, match="different photos"):
         vggbook.plot_reconstructions([pool1, vggbook.invert(narrow, 255 - photo, "block1_pool", steps=1)])
@@ -221,6 +221,7 @@ def test_table_with_a_threshold_shows_correlations_that_read_true_against_it(poo
     assert vggbook.near_threshold(pool1.kept[32], threshold) in shown
     assert vggbook.near_threshold(pool1.kept[32], threshold) != f"{pool1.kept[32]:.2f}" or pool1.kept[32] == threshold
     fig = vggbook.plot_reconstructions([pool1], kept_at=0.5)
+    assert "from block1_pool" in fig.get_suptitle() and "each layer" not in fig.get_suptitle()  # one: singular
     (curves,) = [ax for ax in fig.axes if ax.lines]
     assert "recovered (≥ 0.5)" in [line.get_label() for line in curves.get_lines()]
 

@@ -453,8 +453,9 @@ def invert(
 
 def plot_reconstructions(reconstructions: Sequence[Reconstruction], kept_at: float | None = None) -> Figure:
     """The photo and each reconstruction side by side, titled with the layer and its final relative feature
-    error, and below them each one's correlation with the photo at each scale (`kept_per_scale`), with a dotted
-    line at `kept_at` if given (the block chapters' rule for a band the search recovered). Block chapters."""
+    error (the suptitle says each is on its own layer's output), and below them each one's correlation with
+    the photo at each scale (`kept_per_scale`), with a dotted line at `kept_at` if
+    given (the block chapters' rule for a band the search recovered). Block chapters."""
     recs = list(reconstructions)
     if not recs or not all(isinstance(r, Reconstruction) for r in recs):
         raise TypeError("plot_reconstructions needs a non-empty list of Reconstruction (from vggbook.invert)")
@@ -466,8 +467,7 @@ def plot_reconstructions(reconstructions: Sequence[Reconstruction], kept_at: flo
     fig = plt.figure(figsize=(PAGE_WIDTH, image_height + 2.3), layout="constrained")
     grid = fig.add_gridspec(2, columns, height_ratios=[image_height, 2.3])
     narrow = columns > 4  # five reconstructions and the photo: short, small titles, so that they do not touch
-    error = "error" if narrow else "feature error"
-    shown = [("photo", photo)] + [(f"{r.layer}\n{error} {r.feature_error:.1%}", r.image) for r in recs]
+    shown = [("photo", photo)] + [(f"{r.layer}\nerror {r.feature_error:.1%}", r.image) for r in recs]
     title_size = 7 if narrow else 9
     for i, (title, image) in enumerate(shown):
         ax = fig.add_subplot(grid[0, i])
@@ -490,7 +490,14 @@ def plot_reconstructions(reconstructions: Sequence[Reconstruction], kept_at: flo
     ax.grid(alpha=0.3)
     steps = {r.steps for r in recs}
     after = f" after {steps.pop()} steps" if len(steps) == 1 else ""
-    fig.suptitle(f"The photo reconstructed from each layer{after}, and what came back at each scale", fontsize=10)
+    source = recs[0].layer if len(recs) == 1 else "each layer"
+    # the errors under the images are each on its own layer's output: said once, where the numbers are
+    own = "its layer's output" if len(recs) == 1 else "its own layer's output, not comparable across layers"
+    fig.suptitle(
+        f"The photo reconstructed from {source}{after}, and what came back at each scale\n"
+        f"(error: the relative feature error of the result, on {own})",
+        fontsize=10 if not narrow else 9,
+    )
     return fig
 
 
