@@ -177,3 +177,30 @@ def test_restart_trains_as_a_newly_compiled_model_does_without_a_new_trace() -> 
     assert again.train_function is step  # the traced training step is reused, not traced again
     for trained, reference in zip(again.get_weights(), fresh.get_weights(), strict=True):
         np.testing.assert_allclose(trained, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_restart_refuses_what_it_cannot_restart() -> None:
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(32, 5)).astype("float32"), rng.integers(0, 3, 32)
+
+    def standardising(data: np.ndarray) -> keras.Model:
+        keras.utils.set_random_seed(0)
+        norm = keras.layers.Normalization()
+        model = keras.Sequential([keras.Input((5,)), norm, keras.layers.Dense(3)])
+        norm.adapt(data)
+        model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    model = standardising(x)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    same = standardising(x).get_weights()  # adapted on the same data: allowed
+    vggbook.restart(model, same)
+    with pytest.raises(ValueError, match="adapted statistics"):  # adapted on other data: fixed in the trace
+        vggbook.restart(model, standardising(2 * x + 1).get_weights())
+    with pytest.raises(ValueError, match="weights, got"):
+        vggbook.restart(model, same[:-1])
+
+    other = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    other.compile(keras.optimizers.Adagrad(0.1), "mse")  # its accumulators start at 0.1, not 0
+    with pytest.raises(ValueError, match="Adagrad"):
+        vggbook.restart(other)

@@ -301,16 +301,44 @@ def clone_top(model: keras.Model, first: str) -> keras.Model:
 def restart(model: keras.Model, weights: list[np.ndarray] | None = None) -> None:
     """Start a compiled `model`'s training afresh without compiling it again: its weights set to `weights` (if
     given), its optimizer's step count and moments set to zero, its learning rate kept. The next `fit` then trains
-    as on a newly compiled model but reuses the training step the model has already traced: in this TensorFlow a
-    model compiled anew traces a new one, and each keeps memory after its model is deleted, about 100 MB for
-    VGG16's block 5 (benchmarks/retrace_memory.py). Chapter "transfer"."""
+    as on a newly compiled model but reuses the training step the model has already traced. In this TensorFlow each
+    traced step keeps memory even after its model is freed: per run of VGG16's block 5 under a dense head, about
+    100 MiB for a new network, 70 MiB for the same network compiled again, none with `restart`
+    (benchmarks/retrace_memory.py). For Adam and SGD, whose state starts at zero; a `Normalization` layer's adapted
+    statistics are part of the traced step, so `weights` must keep them. Chapter "transfer"."""
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         raise ValueError(f"model {model.name!r} is not compiled: compile it once, then restart it for each run")
+    if not isinstance(optimizer, keras.optimizers.Adam | keras.optimizers.SGD):
+        raise ValueError(
+            f"restart sets an optimizer's state to zero, which is a fresh start for Adam and SGD only, not for "
+            f"{type(optimizer).__name__}: compile the model anew"
+        )
     if weights is not None:
+        if len(weights) != len(model.weights):
+            raise ValueError(f"model {model.name!r} has {len(model.weights)} weights, got {len(weights)}")
+        adapted = {
+            id(v) for layer in _layers(model) if isinstance(layer, keras.layers.Normalization) for v in layer.weights
+        }
+        for variable, value in zip(model.weights, weights, strict=True):
+            if id(variable) in adapted and not np.array_equal(variable.numpy(), value):
+                raise ValueError(
+                    f"restart cannot change {variable.path!r}: a Normalization layer's adapted statistics are fixed "
+                    "in the traced training step; adapt it on the same data, or build and compile a new model"
+                )
         model.set_weights(weights)
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
     for variable in optimizer.variables:
         if variable.name != "learning_rate":  # a learning rate set by a schedule is no variable
             variable.assign(np.zeros(variable.shape, variable.dtype))
+
+
+def _layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer of `model`, those of the models inside it too."""
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(_layers(layer))
+    return found
