@@ -306,7 +306,7 @@ def test_kept_sentence_of_the_five_blocks_follows_the_numbers():
 
     text = AllBlocks([], rebuilt([1, 2, 4, 16, None], [0.95, 0.9, 0.8, 0.6, 0.4]))._kept_sentence()
     assert "coarsens at every block (blocks 1–5: 1 px, 2 px, 4 px, 16 px, none)" in text
-    where = "At every band where either recovered anything (a correlation of 0.1 or more)"
+    where = "At every band where either search's correlation with the photo is 0.1 or more"
     assert f"{where}, each block's search recovered at least as much as the next block's." in text
     assert "Within 0.05 of the rule" not in text
     assert "from 0.95 to 0.40 in the layout; the layout's correlation falls at every block." in text

@@ -645,13 +645,13 @@ ANYTHING = 0.1  # the ordering clause compares only bands where either search's 
 
 def _at_least(before: Reconstruction, after: Reconstruction) -> bool:
     """Whether the search on the earlier pool recovered at least as much of the photo at every band where
-    either search recovered anything (a correlation of ANYTHING or more): bands where both are near zero are
+    either search's correlation is ANYTHING or more: bands where both are near zero are
     noise and do not decide it."""
     shared = (before.kept >= ANYTHING) | (after.kept >= ANYTHING)
     return bool((before.kept[shared] >= after.kept[shared]).all())
 
 
-WHERE = f"At every band where either recovered anything (a correlation of {ANYTHING} or more)"
+WHERE = f"At every band where either search's correlation with the photo is {ANYTHING} or more"
 
 
 def _ordering(before: Reconstruction, after: Reconstruction) -> str:

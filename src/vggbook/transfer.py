@@ -304,8 +304,9 @@ def restart(model: keras.Model, weights: list[np.ndarray] | None = None) -> None
     as on a newly compiled model but reuses the training step the model has already traced. In this TensorFlow each
     traced step keeps memory even after its model is freed: per run of VGG16's block 5 under a dense head, about
     100 MiB for a new network, 70 MiB for the same network compiled again, none with `restart`
-    (benchmarks/retrace_memory.py). For Adam and SGD, whose state starts at zero; a `Normalization` layer's adapted
-    statistics are part of the traced step, so `weights` must keep them. Chapter "transfer"."""
+    (benchmarks/retrace_memory.py). It restarts only Adam and SGD, whose state starts at zero, and only with
+    `weights` that keep every `Normalization` layer's adapted statistics, which are part of the traced step; it
+    raises otherwise. Chapter "transfer"."""
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         raise ValueError(f"model {model.name!r} is not compiled: compile it once, then restart it for each run")
