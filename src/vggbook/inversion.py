@@ -492,10 +492,11 @@ def plot_reconstructions(reconstructions: Sequence[Reconstruction], kept_at: flo
     after = f" after {steps.pop()} steps" if len(steps) == 1 else ""
     source = recs[0].layer if len(recs) == 1 else "each layer"
     # the errors under the images are each on its own layer's output: said once, where the numbers are
-    own = "its layer's output" if len(recs) == 1 else "its own layer's output, not comparable across layers"
+    # (the second line short enough for the page width at 10 pt, tests/site/test_site.py)
+    own = "on its layer's output" if len(recs) == 1 else "on its own layer's output: not comparable across layers"
     fig.suptitle(
         f"The photo reconstructed from {source}{after}, and what came back at each scale\n"
-        f"(error: the relative feature error of the result, on {own})",
+        f"(error: relative feature error, {own})",
         fontsize=10 if not narrow else 9,
     )
     return fig
