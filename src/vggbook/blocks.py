@@ -203,8 +203,7 @@ def maps_summary(block: Block, strongest: int = 5) -> Markdown:
 
 def _names(names: list[str]) -> str:
     """`a`, `a` and `b`, `a`, `b` and `c`."""
-    quoted = [f"`{name}`" for name in names]
-    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+    return _listed([f"`{name}`" for name in names])
 
 
 @dataclass
