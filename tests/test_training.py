@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import vggbook
+from vggbook import training
 
 TINY = {"width": 1 / 16, "batch_norm": True, "kernel_initializer": "he_normal"}
 
@@ -150,6 +151,36 @@ def test_train_vgg_trains_vgg16_and_is_deterministic(tiny_data: vggbook.ShapesDa
     assert history_again["loss"] == history["loss"]
     for a, b in zip(model.weights, again.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_train_vgg_restarts_the_network_it_traced_with_the_same_result(tiny_data: vggbook.ShapesData) -> None:
+    # a call whose architecture and optimizer were traced before restarts that network (no new trace) and
+    # returns what a first call returns, to the last bit, in a model of its own
+    kwargs = dict(classes=5, epochs=2, batch_size=16, seed=3, **TINY)
+    training._TRAINERS.clear()
+    first, history = vggbook.train_vgg(tiny_data.train, tiny_data.validation, **kwargs)
+    (trainer,) = training._TRAINERS.values()
+    traced = trainer.train_function
+    start = [w.numpy() for w in first.weights]
+    other, _ = vggbook.train_vgg(  # another start, learning rate and batch order: the same network restarted
+        tiny_data.train, **(kwargs | {"seed": 4, "learning_rate": 1e-2, "kernel_initializer": "glorot_uniform"})
+    )
+    again, history_again = vggbook.train_vgg(tiny_data.train, tiny_data.validation, **kwargs)
+    assert list(training._TRAINERS.values()) == [trainer] and trainer.train_function is traced
+    assert len({id(first), id(other), id(again), id(trainer)}) == 4
+    assert {k: v for k, v in history_again.items() if k != "epoch_seconds"} == {
+        k: v for k, v in history.items() if k != "epoch_seconds"
+    }
+    for a, b, kept in zip(first.weights, again.weights, start, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(a.numpy(), kept)  # the later calls left the first model alone
+    assert not np.array_equal(other.weights[0].numpy(), first.weights[0].numpy())
+    updates = 2 * -(-len(tiny_data.x_train) // 16)
+    assert int(again.optimizer.iterations) == int(first.optimizer.iterations) == updates
+    for a, b in zip(first.optimizer.variables, again.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert float(other.optimizer.learning_rate) == pytest.approx(1e-2)
+    assert float(again.optimizer.learning_rate) == pytest.approx(1e-3)
 
 
 def test_train_vgg_without_validation_and_with_another_optimizer(tiny_data: vggbook.ShapesData) -> None:

@@ -218,15 +218,13 @@ def grad_cam(
         scores = keras.ops.convert_to_numpy(scores)[:: len(scores) // len(x)]  # one row per image
         return cam, scores[0] if squeeze else scores
 
-    if classes is None or classes.ndim == 1:
-        chosen = None if classes is None else tf.constant(classes)
-        grads, maps, scores = _scores_and_maps(view(), tf.convert_to_tensor(x), logits_of, chosen)
-        cam = _cam(grads, maps, layer, model)
-        return result(cam[0] if len(cam) == 1 else cam, scores, len(cam) == 1)
-    per_class = classes.shape[1]
-    chosen = tf.constant(classes.reshape(-1))  # row i·K + k: image i, its k-th class
+    one_each = classes is None or classes.ndim == 1
+    per_class = 1 if one_each else classes.shape[1]
+    chosen = None if classes is None else tf.constant(classes.reshape(-1))  # row i·K + k: image i, its k-th class
     if _cached(model, ("only_through", layer), lambda: _only_through(model, fmap, pre)):
-        # The network once up to `layer`, and only the part after it once per class.
+        # The network once up to `layer`, outside the gradient tape, and only the part after it on the tape, once
+        # per class: the backward pass runs through the head alone (on the whole network, TensorFlow's tape also
+        # computed every convolution's gradients below `layer`, twice the forward pass's time).
         upto = _cached(model, ("upto", layer), lambda: keras.Model(model.inputs[0], fmap))
         after = _cached(model, ("after", layer), lambda: keras.Model(fmap, pre))
         maps = tf.repeat(upto(tf.convert_to_tensor(x), training=False), per_class, axis=0)  # (N·K, h, w, C)
@@ -239,6 +237,8 @@ def grad_cam(
         inputs = tf.repeat(tf.convert_to_tensor(x), per_class, axis=0)
         grads, maps, scores = _scores_and_maps(view(), inputs, logits_of, chosen)
     cam = _cam(grads, maps, layer, model)
+    if one_each:
+        return result(cam[0] if len(cam) == 1 else cam, scores, len(cam) == 1)
     return result(cam.reshape(len(x), per_class, *cam.shape[1:]), scores, False)
 
 

@@ -21,6 +21,7 @@ import tensorflow as tf
 from vggbook.architecture import build_vgg
 from vggbook.features import _as_batch
 from vggbook.images import preprocess
+from vggbook.transfer import restart
 
 __all__ = [
     "PREPROCESSING",
@@ -220,6 +221,11 @@ def _check_split(x: np.ndarray, y: np.ndarray, classes: int, what: str) -> tuple
     return x, y
 
 
+_RESTARTABLE = (keras.optimizers.Adam, keras.optimizers.SGD)  # whose state `restart` can set back to zero
+_KEEP_TRAINERS = 4  # compiled networks `train_vgg` keeps to restart, the most recently used
+_TRAINERS: dict[str, keras.Model] = {}
+
+
 class _EpochTimer(keras.callbacks.Callback):
     """Wall-clock seconds of each epoch (validation included)."""
 
@@ -270,7 +276,12 @@ def train_vgg(
     of `batch_size` is split over the replicas; batch-norm layers then use the whole batch's
     statistics (`synchronized`), so every replica keeps the same moving averages. Bad input or
     settings fail before any model is built. Seeded: the same call gives the same model.
-    Chapter "training".
+
+    Tracing a new network's training step costs seconds, so the last few networks it compiled are kept: a call
+    with the same input shape, head, architecture, weight decay and optimizer (the learning rate and the
+    initialiser aside) trains one of them, restarted (`restart`) from this call's starting weights, and copies
+    the trained weights and optimizer state into the model it returns; the result is the same to the last bit.
+    Calls with dropout or a strategy always compile their own. Chapter "training".
     """
     if classes < 1:
         raise ValueError(f"classes must be at least 1, got {classes}")
@@ -295,10 +306,8 @@ def train_vgg(
     def prepare(images: np.ndarray) -> np.ndarray:
         return preprocess(images) if preprocessing == "caffe" else standardize(images, x)
 
-    keras.utils.set_random_seed(seed)
-    strategy = strategy or tf.distribute.get_strategy()
-    with strategy.scope():
-        model = build_vgg(
+    def network() -> keras.Model:
+        built = build_vgg(
             "D",
             include_top=True,
             input_shape=x.shape[1:],
@@ -308,18 +317,46 @@ def train_vgg(
             seed=seed,
             **build_kwargs,
         )
-        for layer in model.layers:
+        for layer in built.layers:
             if weight_decay > 0 and isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
                 # the gradient of weight_decay/2 · ‖w‖² is weight_decay · w
                 layer.kernel.regularizer = keras.regularizers.L2(weight_decay / 2)
             if strategy.num_replicas_in_sync > 1 and isinstance(layer, keras.layers.BatchNormalization):
                 layer.synchronized = True  # read at call time: statistics of the global batch
-        spec = {"class_name": optimizer, "config": {}} if isinstance(optimizer, str) else dict(optimizer)
-        opt = keras.optimizers.get({**spec, "config": {**spec.get("config", {}), "learning_rate": learning_rate}})
-        model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return built
 
+    spec = {"class_name": optimizer, "config": {}} if isinstance(optimizer, str) else dict(optimizer)
+    config = {**spec.get("config", {}), "learning_rate": learning_rate}
+
+    def compiled(net: keras.Model) -> keras.Model:
+        opt = keras.optimizers.get({**spec, "config": config})
+        net.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return net
+
+    keras.utils.set_random_seed(seed)
+    own_strategy = strategy is not None
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = compiled(network())  # this call's network, its starting weights drawn from `seed`
+    # The same architecture and optimizer traced before: restart that network from this one's weights (exact,
+    # tests/test_training.py) instead of tracing a new training step (about 3 s on the book's CPU). Dropout's
+    # random state and a strategy's replicas are not restarted: those calls always compile their own.
+    architecture = sorted((k, v) for k, v in build_kwargs.items() if k != "kernel_initializer")  # not the start
+    settings = sorted((k, v) for k, v in config.items() if k != "learning_rate")  # a variable of the step
+    key = repr((x.shape[1:], classes, architecture, weight_decay, spec.get("class_name"), settings))
+    key = None if own_strategy or dropout > 0 or not isinstance(model.optimizer, _RESTARTABLE) else key
+    trainer = model
+    if key:  # a network of the cache's own, never one a caller holds
+        trainer = _TRAINERS.pop(key, None) or compiled(network())
+        restart(trainer, model.get_weights())
+        trainer.optimizer.learning_rate = learning_rate
+        _TRAINERS[key] = trainer
+        while len(_TRAINERS) > _KEEP_TRAINERS:
+            _TRAINERS.pop(next(iter(_TRAINERS)))  # the least recently used
+
+    keras.utils.set_random_seed(seed)  # the batches' order: from `seed` alone, whichever network trains
     timer = _EpochTimer()
-    fit = model.fit(
+    fit = trainer.fit(
         prepare(x),
         y,
         validation_data=None if val is None else (prepare(val[0]), val[1]),
@@ -329,4 +366,9 @@ def train_vgg(
         callbacks=[timer],
         verbose=verbose,
     )
+    if trainer is not model:  # the trained weights and optimizer state, in a model of this call's own
+        model.set_weights(trainer.get_weights())
+        model.optimizer.build(model.trainable_variables)
+        for mine, trained in zip(model.optimizer.variables, trainer.optimizer.variables, strict=True):
+            mine.assign(trained)
     return model, {**fit.history, "epoch_seconds": timer.seconds}

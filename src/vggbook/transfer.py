@@ -306,7 +306,8 @@ def restart(model: keras.Model, weights: list[np.ndarray] | None = None) -> None
     100 MiB for a new network, 70 MiB for the same network compiled again, none with `restart`
     (benchmarks/retrace_memory.py). It restarts only Adam and SGD, whose state starts at zero, and only with
     `weights` that keep every `Normalization` layer's adapted statistics, which are part of the traced step; it
-    raises otherwise. Chapter "transfer"."""
+    raises otherwise. Chapter "transfer" (and `train_vgg`, chapter "training", which restarts the networks it
+    has compiled)."""
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         raise ValueError(f"model {model.name!r} is not compiled: compile it once, then restart it for each run")
