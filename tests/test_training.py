@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import vggbook
 from vggbook import training
@@ -181,6 +182,28 @@ def test_train_vgg_restarts_the_network_it_traced_with_the_same_result(tiny_data
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert float(other.optimizer.learning_rate) == pytest.approx(1e-2)
     assert float(again.optimizer.learning_rate) == pytest.approx(1e-3)
+    # and the same as the network trained directly (a strategy passed in: nothing kept, nothing restarted)
+    direct, history_direct = vggbook.train_vgg(
+        tiny_data.train, tiny_data.validation, strategy=tf.distribute.get_strategy(), **kwargs
+    )
+    assert list(training._TRAINERS.values()) == [trainer]
+    assert history_direct["val_loss"] == history["val_loss"]
+    for a, b in zip(first.weights, direct.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_train_vgg_restarts_sgd_with_weight_decay_too(tiny_data: vggbook.ShapesData) -> None:
+    # the other optimizer `restart` takes, and the penalty that is part of the traced step
+    kwargs = dict(classes=5, epochs=1, batch_size=16, optimizer={"class_name": "sgd", "config": {"momentum": 0.9}})
+    kwargs |= dict(learning_rate=1e-2, weight_decay=5e-4, seed=5, **TINY)
+    training._TRAINERS.clear()
+    first, history = vggbook.train_vgg(tiny_data.train, **kwargs)
+    vggbook.train_vgg(tiny_data.train, **(kwargs | {"seed": 6}))
+    again, history_again = vggbook.train_vgg(tiny_data.train, **kwargs)
+    assert len(training._TRAINERS) == 1 and history_again["loss"] == history["loss"]
+    for a, b in zip(first.weights, again.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert float(sum(loss.numpy() for loss in again.losses)) == float(sum(loss.numpy() for loss in first.losses)) > 0
 
 
 def test_train_vgg_without_validation_and_with_another_optimizer(tiny_data: vggbook.ShapesData) -> None:

@@ -191,10 +191,11 @@ def grad_cam(
 
     `x` is a preprocessed batch (N, H, W, C); `class_index` None = each image's top class, an
     int, or one int per image: returns (h, w) at the layer's resolution for one image, (N, h, w)
-    for several. An (N, K) array asks for K classes per image and returns (N, K, h, w): where every
-    path from the input to the scores passes through `layer`, the network runs once up to it and only
-    the part after it once per class; where a branch goes around it (ResNet's shortcut beside a block's
-    last convolution), the whole network runs once per class. A map with no
+    for several. An (N, K) array asks for K classes per image and returns (N, K, h, w). Where every
+    path from the input to the scores passes through `layer`, the network runs once up to it, outside the
+    gradient tape, and only the part after it on the tape, once per class asked for; where a branch goes
+    around it (ResNet's shortcut beside a block's last convolution), the whole network runs on the tape
+    once per class. A map with no
     positive evidence is all zeros. `layer` defaults to the model's last convolution (`last_convolution`:
     VGG16's `block5_conv3`). Any Keras classifier whose last layer is a Dense layer (with or without its
     softmax) or a softmax works. With `return_scores=True` it also returns the pre-softmax class

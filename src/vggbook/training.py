@@ -223,6 +223,7 @@ def _check_split(x: np.ndarray, y: np.ndarray, classes: int, what: str) -> tuple
 
 _RESTARTABLE = (keras.optimizers.Adam, keras.optimizers.SGD)  # whose state `restart` can set back to zero
 _KEEP_TRAINERS = 4  # compiled networks `train_vgg` keeps to restart, the most recently used
+_KEEP_PARAMS = 20_000_000  # and only small ones: a kept VGG16 (138 M) would hold its weights and Adam's twice
 _TRAINERS: dict[str, keras.Model] = {}
 
 
@@ -277,11 +278,15 @@ def train_vgg(
     statistics (`synchronized`), so every replica keeps the same moving averages. Bad input or
     settings fail before any model is built. Seeded: the same call gives the same model.
 
-    Tracing a new network's training step costs seconds, so the last few networks it compiled are kept: a call
-    with the same input shape, head, architecture, weight decay and optimizer (the learning rate and the
-    initialiser aside) trains one of them, restarted (`restart`) from this call's starting weights, and copies
-    the trained weights and optimizer state into the model it returns; the result is the same to the last bit.
-    Calls with dropout or a strategy always compile their own. Chapter "training".
+    Tracing a new network's training step costs seconds, so the last few networks it compiled (at most
+    `_KEEP_TRAINERS`, each under `_KEEP_PARAMS` parameters) are kept: a call whose network differs only in its
+    starting weights (initialiser, seed) and whose optimizer differs only in its learning rate (the same input
+    shape, head, architecture, weight decay, optimizer class and settings, dtype policy) trains one of them,
+    restarted (`restart`) from this call's starting weights, and copies the trained weights and optimizer state
+    into the model it returns: the same, to the last bit, as a newly compiled network trained from this seed.
+    That model was not itself fitted: use the returned history (it has no `model.history`). Calls with dropout,
+    under a strategy (passed or entered), or with an optimizer other than Adam or SGD compile their own.
+    Chapter "training".
     """
     if classes < 1:
         raise ValueError(f"classes must be at least 1, got {classes}")
@@ -334,7 +339,7 @@ def train_vgg(
         return net
 
     keras.utils.set_random_seed(seed)
-    own_strategy = strategy is not None
+    own_strategy = strategy is not None or tf.distribute.has_strategy()
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model = compiled(network())  # this call's network, its starting weights drawn from `seed`
@@ -343,11 +348,15 @@ def train_vgg(
     # random state and a strategy's replicas are not restarted: those calls always compile their own.
     architecture = sorted((k, v) for k, v in build_kwargs.items() if k != "kernel_initializer")  # not the start
     settings = sorted((k, v) for k, v in config.items() if k != "learning_rate")  # a variable of the step
-    key = repr((x.shape[1:], classes, architecture, weight_decay, spec.get("class_name"), settings))
-    key = None if own_strategy or dropout > 0 or not isinstance(model.optimizer, _RESTARTABLE) else key
+    policy = keras.config.dtype_policy().name
+    key = repr((x.shape[1:], classes, architecture, weight_decay, spec.get("class_name"), settings, policy))
+    kept = not own_strategy and dropout == 0 and isinstance(model.optimizer, _RESTARTABLE)
+    key = key if kept and model.count_params() <= _KEEP_PARAMS else None
     trainer = model
     if key:  # a network of the cache's own, never one a caller holds
-        trainer = _TRAINERS.pop(key, None) or compiled(network())
+        trainer = _TRAINERS.pop(key, None)
+        if trainer is None:
+            trainer = compiled(network())
         restart(trainer, model.get_weights())
         trainer.optimizer.learning_rate = learning_rate
         _TRAINERS[key] = trainer
