@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
+import timeit
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("VGGBOOK_OFFLINE", "1")
@@ -43,12 +43,7 @@ def whole_network_map(model: keras.Model, view: keras.Model, x: tf.Tensor) -> np
 
 def median_seconds(call, repeats: int) -> float:
     call()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timeit.repeat(call, number=1, repeat=repeats))
 
 
 def main() -> None:
