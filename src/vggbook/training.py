@@ -278,8 +278,8 @@ def train_vgg(
     statistics (`synchronized`), so every replica keeps the same moving averages. Bad input or
     settings fail before any model is built. Seeded: the same call gives the same model.
 
-    Tracing a new network's training step costs seconds, so the last few networks it compiled (at most
-    `_KEEP_TRAINERS`, each under `_KEEP_PARAMS` parameters) are kept: a call whose network differs only in its
+    Tracing a new network's training step costs seconds, so the last networks it compiled (at most four, of at
+    most 20 M parameters each: `_KEEP_TRAINERS`, `_KEEP_PARAMS`) are kept: a call whose network differs only in its
     starting weights (initialiser, seed) and whose optimizer differs only in its learning rate (the same input
     shape, head, architecture, weight decay, optimizer class and settings, dtype policy) trains one of them,
     restarted (`restart`) from this call's starting weights, and copies the trained weights and optimizer state
