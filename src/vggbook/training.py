@@ -21,7 +21,7 @@ import tensorflow as tf
 from vggbook.architecture import build_vgg
 from vggbook.features import _as_batch
 from vggbook.images import preprocess
-from vggbook.transfer import restart
+from vggbook.transfer import _RESTARTABLE, restart
 
 __all__ = [
     "PREPROCESSING",
@@ -221,7 +221,6 @@ def _check_split(x: np.ndarray, y: np.ndarray, classes: int, what: str) -> tuple
     return x, y
 
 
-_RESTARTABLE = (keras.optimizers.Adam, keras.optimizers.SGD)  # whose state `restart` can set back to zero
 _KEEP_TRAINERS = 4  # compiled networks `train_vgg` keeps to restart, the most recently used
 _KEEP_PARAMS = 20_000_000  # and only small ones: a kept VGG16 (138 M) would hold its weights and Adam's twice
 _TRAINERS: dict[str, keras.Model] = {}

@@ -298,6 +298,9 @@ def clone_top(model: keras.Model, first: str) -> keras.Model:
     return top
 
 
+_RESTARTABLE = (keras.optimizers.Adam, keras.optimizers.SGD)  # whose state `restart` can set back to zero
+
+
 def restart(model: keras.Model, weights: list[np.ndarray] | None = None) -> None:
     """Start a compiled `model`'s training afresh without compiling it again: its weights set to `weights` (if
     given), its optimizer's step count and moments set to zero, its learning rate kept. The next `fit` then trains
@@ -311,7 +314,7 @@ def restart(model: keras.Model, weights: list[np.ndarray] | None = None) -> None
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         raise ValueError(f"model {model.name!r} is not compiled: compile it once, then restart it for each run")
-    if not isinstance(optimizer, keras.optimizers.Adam | keras.optimizers.SGD):
+    if not isinstance(optimizer, _RESTARTABLE):
         raise ValueError(
             f"restart sets an optimizer's state to zero, which is a fresh start for Adam and SGD only, not for "
             f"{type(optimizer).__name__}: compile the model anew"
